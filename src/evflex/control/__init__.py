@@ -1,0 +1,1 @@
+"""Control: the controller port, real-time allocation and (later) horizon scheduling."""

@@ -1,0 +1,49 @@
+"""Time series held as step functions on POSIX seconds.
+
+A value at ``times_s[k]`` holds until ``times_s[k + 1]`` (the convention of interval
+meter data, which is stamped at the start of its interval).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StepSeries:
+    """A piecewise-constant series: ``values[k]`` holds on ``[times_s[k], times_s[k+1])``.
+
+    ``values`` may be 1-D (one value per time) or 2-D (one row per time, e.g. three phases).
+    """
+
+    times_s: np.ndarray
+    values: np.ndarray
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        t = np.asarray(self.times_s, dtype=np.float64)
+        if t.ndim != 1 or len(t) == 0 or np.any(np.diff(t) <= 0):
+            raise ValueError("times_s must be a non-empty, strictly increasing 1-D array")
+        v = np.asarray(self.values, dtype=np.float64)
+        if v.shape[0] != len(t):
+            raise ValueError("values must have one entry per time")
+        object.__setattr__(self, "times_s", t)
+        object.__setattr__(self, "values", v)
+
+    @property
+    def start_s(self) -> float:
+        return float(self.times_s[0])
+
+    @property
+    def end_s(self) -> float:
+        """End of coverage: the last stamp plus the median interval."""
+        if len(self.times_s) == 1:
+            return float("inf")
+        return float(self.times_s[-1] + np.median(np.diff(self.times_s)))
+
+    def sample(self, at_s: np.ndarray) -> np.ndarray:
+        """Values holding at each of ``at_s`` (which must lie inside the coverage)."""
+        idx = np.searchsorted(self.times_s, np.asarray(at_s, dtype=np.float64), side="right") - 1
+        return self.values[np.clip(idx, 0, len(self.times_s) - 1)]

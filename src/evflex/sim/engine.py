@@ -1,0 +1,225 @@
+"""The time-stepped simulator: drives a controller through the port, applies its
+set-points to the physics, records everything.
+
+Vectorised over connectors; the loop runs over steps and skips ahead whenever no plugged
+EV wants energy. Arrivals are aligned up and departures down to the step grid, so an EV
+is available for whole steps only. The loop only stores per-step arrays; row loads, KPIs
+and checks are computed afterwards in bulk (:mod:`evflex.sim.results`).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from evflex.control.allocation.controller import make_controller
+from evflex.control.interface import Controller, SiteSnapshot, Strategy
+from evflex.model.topology import Topology, compile_topology
+from evflex.sim.physics import response, taper_limit_a
+from evflex.sim.results import RunRecord, SimulationResult
+from evflex.sim.scenario import Scenario
+from evflex.units import CURRENT_TOL_A, ENERGY_TOL_KWH, J_PER_KWH, N_PHASES
+
+ProgressFn = Callable[[int, int], None]
+
+
+def site_series(scenario: Scenario, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Building load (N, 3) [A], PV (N,) [kW] and connection limit (N,) [A] on the step grid."""
+    n = len(times_s)
+    building = scenario.base_load.sample(times_s) if scenario.base_load is not None else np.zeros((n, N_PHASES))
+    if building.ndim == 1:
+        building = np.repeat(building[:, None], N_PHASES, axis=1)
+    pv_kw = scenario.pv.sample(times_s) if scenario.pv is not None else np.zeros(n)
+    if scenario.connection_limit is not None:
+        limit = scenario.connection_limit.sample(times_s)
+    else:
+        limit = np.full(n, scenario.site.connection_limit_a)
+    return building, pv_kw, limit
+
+
+def window_sessions(scenario: Scenario) -> tuple[np.ndarray, int]:
+    """Indices of the sessions lying inside the simulated window, and how many do not."""
+    cfg, s = scenario.simulation, scenario.sessions
+    inside = (s.arrival_s >= cfg.start_s) & (s.departure_s <= cfg.end_s)
+    return np.flatnonzero(inside), int((~inside).sum())
+
+
+def simulate(scenario: Scenario, strategy: Strategy | str | None = None, *,
+             controller: Controller | None = None, progress: ProgressFn | None = None,
+             check: bool = True) -> SimulationResult:
+    """Simulate ``scenario`` under ``strategy`` (default: the scenario's).
+
+    Parameters
+    ----------
+    controller : Controller, optional
+        Any object implementing the port; by default the allocation controller of
+        ``strategy`` with the scenario's controller parameters.
+    progress : callable(done_steps, total_steps), optional
+    check : bool
+        Run the invariant checks and raise :class:`~evflex.errors.InvariantError` if the
+        run broke one (limits only for controlled strategies).
+    """
+    cfg = scenario.simulation
+    strat = Strategy(strategy) if strategy is not None else cfg.strategy
+    topo = compile_topology(scenario.site)
+    ctrl = controller or make_controller(topo, strat, scenario.controller)
+    wall0 = time.perf_counter()
+    rec = _run(scenario, topo, ctrl, progress)
+    rec.wall_s = time.perf_counter() - wall0
+    result = SimulationResult(scenario=scenario, topology=topo, strategy=strat, record=rec)
+    if check:
+        result.check_invariants(raise_on_error=True)
+    return result
+
+
+def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: ProgressFn | None) -> RunRecord:
+    cfg = scenario.simulation
+    dt = float(cfg.period_s)
+    V = topo.voltage_ln_v
+    N, n = cfg.n_steps, topo.n
+    start_s = cfg.start_s
+    times = start_s + dt * np.arange(N)
+    building, pv_kw, limit = site_series(scenario, times)
+    base = building - (pv_kw * 1000.0 / (N_PHASES * V))[:, None]
+    row_limit_static = topo.row_limit_a.copy()
+    row_limit_static[topo.connection_rows] = limit[0] if N else scenario.site.connection_limit_a
+    varying_limit = bool(N) and bool(np.any(limit != limit[0]))
+    conn = topo.connection_rows
+
+    sel, outside = window_sessions(scenario)
+    if outside:
+        warnings.warn(f"{outside} session(s) outside the simulated window were skipped", stacklevel=3)
+    S = scenario.sessions.take(sel)
+    ns = len(S)
+    rng = np.random.default_rng(cfg.seed)
+    arr_step = np.ceil((S.arrival_s - start_s) / dt - 1e-9).astype(np.int64)
+    dep_step = np.minimum(np.floor((S.departure_s - start_s) / dt + 1e-9).astype(np.int64), N)
+    phys_phases = np.where(S.phases > 0, np.minimum(S.phases, topo.charger_phases[S.connector]),
+                           topo.charger_phases[S.connector])
+    with np.errstate(invalid="ignore"):
+        ev_max_a = S.max_power_kw * 1000.0 / (V * np.where(S.phases > 0, S.phases, phys_phases))
+    ev_max_phys = np.fmin(ev_max_a, topo.max_current_a[S.connector])
+    room_kwh = np.where(np.isnan(S.battery_kwh) | np.isnan(S.soc_arrival), np.inf,
+                        (1.0 - S.soc_arrival) * S.battery_kwh / S.efficiency)
+    request = np.minimum(S.energy_kwh, room_kwh)
+    offset_a = rng.uniform(0.0, 1.0, ns) * topo.precision_a[S.connector]  # each EV's draw below the pilot
+    known_max_s = ev_max_a if cfg.ev_limits_known else np.full(ns, np.nan)
+    known_ph_s = S.phases if cfg.ev_limits_known else np.zeros(ns, dtype=np.int64)
+
+    # per-connector state
+    sess = np.full(n, -1, dtype=np.int64)
+    plugged = np.zeros(n, dtype=bool)
+    remaining = np.zeros(n)
+    soc = np.full(n, np.nan)
+    battery = np.full(n, np.nan)
+    eff = np.ones(n)
+    evmax = np.zeros(n)
+    offset = np.zeros(n)
+    ph = np.zeros(n, dtype=np.int64)
+    arrival = np.full(n, np.nan)
+    departure = np.full(n, np.nan)
+    known_max = np.full(n, np.nan)
+    known_ph = np.zeros(n, dtype=np.int64)
+    i_end = np.zeros(n)
+    delivered = np.zeros(ns)
+    finish_s = np.full(ns, np.nan)
+    has_battery = False
+
+    rec = RunRecord.allocate(N, n, times, base, building, pv_kw, limit)
+    taper_soc = cfg.taper_soc
+    min_a = topo.min_current_a - CURRENT_TOL_A
+    delay, ramp, = topo.activation_delay_s, np.maximum(topo.ramp_a_per_s, 1e-9)
+    a_order = np.argsort(arr_step, kind="stable")
+    d_order = np.argsort(dep_step, kind="stable")
+    ia = idp = 0
+    k = 0
+    last_report = 0
+    inc_key, inc = None, np.zeros((n, N_PHASES))
+    while k < N:
+        while idp < ns and dep_step[d_order[idp]] <= k:
+            j = d_order[idp]
+            idp += 1
+            c = S.connector[j]
+            if sess[c] == j:
+                delivered[j] = request[j] - remaining[c]
+                sess[c], plugged[c], remaining[c], i_end[c] = -1, False, 0.0, 0.0
+        while ia < ns and arr_step[a_order[ia]] <= k:
+            j = a_order[ia]
+            ia += 1
+            if dep_step[j] <= arr_step[j]:
+                continue  # present for less than one step
+            c = S.connector[j]
+            sess[c], plugged[c], remaining[c], i_end[c] = j, True, request[j], 0.0
+            soc[c], battery[c], eff[c] = S.soc_arrival[j], S.battery_kwh[j], S.efficiency[j]
+            has_battery = has_battery or not np.isnan(battery[c])
+            evmax[c], ph[c], offset[c] = ev_max_phys[j], phys_phases[j], offset_a[j]
+            arrival[c], departure[c] = S.arrival_s[j], S.departure_s[j]
+            known_max[c], known_ph[c] = known_max_s[j], known_ph_s[j]
+        busy = plugged & (remaining > ENERGY_TOL_KWH)
+        if not np.count_nonzero(busy):
+            i_end[:] = 0.0
+            nxt = N if ia >= ns else int(arr_step[a_order[ia]])
+            k = max(k + 1, min(nxt, N))
+            continue
+
+        if varying_limit:
+            row_limit = row_limit_static.copy()
+            row_limit[conn] = limit[k]
+        else:
+            row_limit = row_limit_static
+        snap = SiteSnapshot(
+            time_s=float(times[k]), period_s=dt, plugged=plugged.copy(), session_key=sess.copy(),
+            arrival_s=arrival.copy(), departure_s=departure.copy(),
+            energy_remaining_kwh=np.where(plugged, remaining, np.nan),
+            ev_max_current_a=known_max.copy(), ev_phases=known_ph.copy(),
+            measured_current_a=inc * i_end[:, None], base_load_a=base[k].copy(), row_limit_a=row_limit,
+        )
+        sp = ctrl.step(snap)
+        sp_a = np.asarray(sp.current_a, dtype=np.float64)
+        drawn = np.minimum(ph, sp.phases) * plugged
+        key = drawn.tobytes()
+        if key != inc_key:
+            inc_key, inc = key, topo.incidence(drawn)
+
+        # physics: what the EV takes, how fast it gets there
+        cap_a = taper_limit_a(soc, evmax, taper_soc) if has_battery else evmax
+        target = np.where(busy & (sp_a >= min_a), np.maximum(np.minimum(sp_a, cap_a) - offset, 0.0), 0.0)
+        avg, end = response(i_end, target, delay, ramp, dt)
+        e = avg * drawn * (V * dt / J_PER_KWH)
+        over = e > remaining
+        frac = 1.0
+        if np.count_nonzero(over):  # the request is met inside the step: the charge stops there
+            frac = np.where(over, remaining / np.where(e > 0, e, 1.0), 1.0)
+            avg = avg * frac
+            end = np.where(over, 0.0, end)
+            e = np.where(over, remaining, e)
+        remaining -= e
+        done = busy & (remaining <= ENERGY_TOL_KWH)
+        if np.count_nonzero(done):
+            finish_s[sess[done]] = times[k] + dt * (frac[done] if np.ndim(frac) else frac)
+            remaining[done] = 0.0
+        if has_battery:
+            soc = np.where(np.isnan(battery), soc, soc + e * eff / np.where(np.isnan(battery), 1.0, battery))
+
+        rec.setpoint_a[k] = sp_a
+        rec.current_a[k] = avg
+        rec.end_a[k] = end
+        rec.drawn[k] = drawn
+        rec.active[k] = True
+        i_end = end
+        k += 1
+        if progress is not None and k - last_report >= 1000:
+            progress(k, N)
+            last_report = k
+    if progress is not None:
+        progress(N, N)
+    still = sess >= 0
+    delivered[sess[still]] = request[sess[still]] - remaining[still]
+
+    rec.sessions = dict(table=S, index=sel, arr_step=arr_step, dep_step=dep_step, request=request,
+                        delivered=delivered, finish_s=finish_s, phases=phys_phases,
+                        known_max_a=known_max_s)
+    return rec

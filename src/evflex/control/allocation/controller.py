@@ -74,7 +74,6 @@ class AllocationController:
         self._learn_thr = np.maximum(self.params.learn_threshold_a, 2.0 * t.precision_a)
         self._onoff = ~t.modulation
         self._any_onoff = bool(self._onoff.any())
-        self._onoff_a = np.maximum(t.max_current_a, t.min_current_a)
         self._base_rows = t.row_base
         self._row_phase = t.row_phase
         self.reset()
@@ -161,8 +160,8 @@ class AllocationController:
             finish_a = remaining * (J_PER_KWH / (topo.voltage_ln_v * snap.period_s)) / drawn
             finish_a[np.isnan(finish_a)] = np.inf
             ub = np.maximum(np.minimum(hw, np.maximum(finish_a, lb_mod)), lb_mod)
-            if self._any_onoff:  # on/off chargers: the full rating or nothing
-                ub = np.where(self._onoff, self._onoff_a, ub)
+            if self._any_onoff:  # on/off chargers: all the EV takes, or nothing
+                ub = np.where(self._onoff, np.maximum(hw, lb_mod), ub)
                 lb = np.where(self._onoff, ub, lb_mod)
             else:
                 lb = lb_mod

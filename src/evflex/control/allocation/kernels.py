@@ -138,12 +138,14 @@ def weighted_fill(M: np.ndarray, lo_a: np.ndarray, hi_a: np.ndarray, cap_a: np.n
     room = np.asarray(cap_a, dtype=np.float64) - M @ x + M[:, free] @ x[free]
     while free.size:
         Mf = M[:, free]
-        level, binding = _max_level(Mf, w[free], lo_a[free], hi_a[free], room, tol)
+        rows = (Mf > 0).any(axis=1)  # rows the free connectors load; the others cannot bind
+        Mr = Mf[rows]
+        level, binding = _max_level(Mr, w[free], lo_a[free], hi_a[free], room[rows], tol)
         if not np.isfinite(level):
             x[free] = hi_a[free]
             break
-        val = np.clip(level * w[free], lo_a[free], hi_a[free])
-        frozen = np.any(Mf[binding] > 0, axis=0) | (val >= hi_a[free] - tol)
+        val = np.minimum(np.maximum(level * w[free], lo_a[free]), hi_a[free])
+        frozen = (Mr[binding] > 0).any(axis=0) | (val >= hi_a[free] - tol)
         if not frozen.any():  # numerical corner: nothing binds, settle here
             x[free] = val
             break

@@ -1,0 +1,293 @@
+"""``evflex``: the command line.
+
+Exit codes: 0 ok, 2 bad input (one line per problem on stderr, nothing written),
+1 internal error (one line; set ``EVFLEX_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from evflex.errors import ValidationError, problem
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="evflex: EV charging clusters as a reliable flexibility resource.")
+sessions_app = typer.Typer(no_args_is_help=True, help="Generate or import charging sessions.")
+app.add_typer(sessions_app, name="sessions")
+out_console = Console()
+err_console = Console(stderr=True)
+
+#: KPIs shown in the summary table: (key, header, format)
+SUMMARY = [
+    ("strategy", "strategy", "{}"),
+    ("energy_served_pct", "served [%]", "{:.2f}"),
+    ("sessions_fully_served_pct", "full [%]", "{:.1f}"),
+    ("unmet_energy_kwh", "unmet [kWh]", "{:.1f}"),
+    ("max_phase_current_a", "max phase [A]", "{:.1f}"),
+    ("grid_limit_a", "limit [A]", "{:.1f}"),
+    ("limit_violation_steps", "violations", "{}"),
+    ("peak_site_kw", "peak site [kW]", "{:.1f}"),
+    ("phase_unbalance_max_a", "unbalance [A]", "{:.1f}"),
+    ("switch_ons_per_session_mean", "starts/session", "{:.2f}"),
+    ("sim_wall_s", "wall [s]", "{:.2f}"),
+]
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                    TimeElapsedColumn(), console=err_console, disable=quiet, transient=False)
+
+
+def _summary_table(kpis_list: list[dict]) -> Table:
+    t = Table(title="evflex simulation", title_justify="left")
+    for _, header, _ in SUMMARY:
+        t.add_column(header, justify="left" if header == "strategy" else "right")
+    for k in kpis_list:
+        cells = []
+        for key, _, fmt in SUMMARY:
+            text = fmt.format(k[key])
+            if key == "limit_violation_steps" and k[key] > 0:
+                text = f"[bold red]{text}[/]"
+            cells.append(text)
+        t.add_row(*cells)
+    return t
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
+    strategy: Annotated[Optional[str], typer.Option(help="Strategy name, or 'all' to compare them all.")] = None,
+    sessions: Annotated[Optional[Path], typer.Option(help="Sessions CSV to use instead of the scenario's.")] = None,
+    days: Annotated[Optional[float], typer.Option(help="Days to simulate.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of generated inputs and of the physics noise.")] = None,
+    start: Annotated[Optional[str], typer.Option(help="Start of the window (ISO-8601 with offset).")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("out"),
+    report: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Simulate a scenario with one strategy (or all) and write KPIs, time series, per-session
+    outcomes and an HTML report."""
+    from evflex.control.interface import Strategy
+    from evflex.io.scenario import read_scenario
+    from evflex.sim.engine import simulate as run
+
+    names = _strategies(strategy, scenario)
+    sc = read_scenario(scenario, sessions=sessions, days=days, seed=seed, start=start,
+                       strategy=None if names is None or len(names) != 1 else names[0])
+    strategies = [Strategy(n) for n in names] if names else [sc.simulation.strategy]
+    results = []
+    with _progress(quiet) as prog:
+        for s in strategies:
+            task = prog.add_task(s.value, total=sc.simulation.n_steps)
+            res = run(sc, s, progress=lambda done, total, task=task: prog.update(task, completed=done))
+            results.append(res)
+    if len(results) == 1:
+        _write_atomic(out, lambda d: results[0].write(d, report=report))
+    else:
+        from evflex.report.html import comparison_table, write_comparison_report
+
+        def write_all(d: Path) -> None:
+            for r in results:
+                r.write(d / r.strategy.value, report=report)
+            comparison_table(results).to_csv(d / "comparison.csv")
+            if report:
+                write_comparison_report(results, d / "report.html")
+
+        _write_atomic(out, write_all)
+    out_console.print(_summary_table([r.kpis for r in results]))
+    where = out / "report.html" if report else out
+    out_console.print(f"sessions: {len(sc.sessions)} ({sc.sessions_source}); results in {where}")
+
+
+def _strategies(strategy: str | None, scenario: Path) -> list[str] | None:
+    from evflex.control.interface import Strategy
+
+    if strategy is None:
+        return None
+    if strategy == "all":
+        return [s.value for s in Strategy]
+    valid = [s.value for s in Strategy]
+    if strategy not in valid:
+        raise ValidationError([problem("--strategy", f"unknown strategy (choose from {', '.join(valid)}, all)",
+                                       value=strategy, field="strategy")])
+    return [strategy]
+
+
+def _write_atomic(out: Path, write) -> None:
+    """Write into a fresh sibling directory, then move each file into ``out``: a failure
+    leaves ``out`` as it was."""
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        write(tmp)
+        for f in sorted(tmp.rglob("*")):
+            if f.is_file():
+                dest = out / f.relative_to(tmp)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@app.command()
+def validate(scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
+             sessions: Annotated[Optional[Path], typer.Option(help="Sessions CSV to check instead.")] = None) -> None:
+    """Check a scenario and everything it references, without simulating."""
+    from evflex.io.scenario import read_scenario
+
+    sc = read_scenario(scenario, sessions=sessions)
+    site = sc.site
+    n_conn = sum(c.connectors for c in site.chargers)
+    out_console.print(f"ok: {site.name}: {len(site.chargers)} chargers, {n_conn} connectors, "
+                      f"{site.connection_limit_a:g} A per phase; {len(sc.sessions)} sessions")
+
+
+@app.command()
+def strategies() -> None:
+    """List the allocation strategies."""
+    from evflex.control.interface import Strategy
+
+    docs = {
+        Strategy.UNCONTROLLED: "every EV at its maximum, limits ignored (the problem)",
+        Strategy.EQUAL: "equal current for all; round-robin when the limit is tight",
+        Strategy.EDF: "earliest departure first",
+        Strategy.LLF: "least laxity first (slack = time left - time needed)",
+        Strategy.PROPORTIONAL: "power in proportion to remaining energy",
+    }
+    for s in Strategy:
+        out_console.print(f"{s.value:<13} {docs[s]}")
+
+
+@sessions_app.command("generate")
+def sessions_generate(
+    profile: Annotated[str, typer.Option(help="workplace, home, public or fleet.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Sessions CSV to write.")],
+    connectors: Annotated[Optional[int], typer.Option(help="Number of connectors (ids C1-1, C2-1, ...).")] = None,
+    scenario: Annotated[Optional[Path], typer.Option(help="Use this scenario's connectors and window.")] = None,
+    days: Annotated[float, typer.Option(help="Days to generate.")] = 28,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    start: Annotated[str, typer.Option(help="First day (ISO-8601 date or time).")] = "2026-03-02",
+    timezone: Annotated[str, typer.Option(help="IANA time zone of local times.")] = "Europe/Copenhagen",
+) -> None:
+    """Write a sessions CSV from a behaviour model (ElaadNL statistics, or a fleet schedule)."""
+    from evflex.io.sessions import write_sessions_csv
+    from evflex.sim.behaviour import Profile, generate_sessions
+
+    probs = []
+    if profile not in [p.value for p in Profile]:
+        probs.append(problem("--profile", f"unknown profile (choose from {', '.join(p.value for p in Profile)})",
+                             field="profile", value=profile))
+    if (connectors is None) == (scenario is None):
+        probs.append(problem("evflex sessions generate", "give exactly one of --connectors or --scenario"))
+    if connectors is not None and connectors < 1:
+        probs.append(problem("--connectors", "must be >= 1", field="connectors", value=connectors))
+    if days <= 0:
+        probs.append(problem("--days", "must be > 0", field="days", value=days))
+    try:
+        tz = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        probs.append(problem("--timezone", "unknown time zone", field="timezone", value=timezone))
+        tz = ZoneInfo("UTC")
+    try:
+        t0 = datetime.fromisoformat(start)
+        t0 = t0 if t0.tzinfo else t0.replace(tzinfo=tz)
+    except ValueError:
+        probs.append(problem("--start", "not an ISO-8601 date or time", field="start", value=start))
+    if probs:
+        raise ValidationError(probs)
+    if scenario is not None:
+        from evflex.io.scenario import read_scenario
+        from evflex.model.topology import compile_topology
+
+        sc = read_scenario(scenario, days=days, seed=seed)
+        topo = compile_topology(sc.site)
+        ids, ph, mx, V = list(topo.connector_ids), topo.charger_phases.tolist(), topo.max_current_a.tolist(), \
+            topo.voltage_ln_v
+        t0 = sc.simulation.start.astimezone(sc.simulation.tz)
+    else:
+        ids = [f"C{k}-1" for k in range(1, connectors + 1)]
+        ph, mx, V = [3] * connectors, [16.0] * connectors, 230.0
+    df = generate_sessions(profile, ids, t0, days, seed, connector_phases=ph, connector_max_current_a=mx,
+                           voltage_ln_v=V)
+    write_sessions_csv(df, output)
+    out_console.print(f"wrote {len(df)} {profile} sessions on {len(ids)} connectors to {output}")
+
+
+@sessions_app.command("import")
+def sessions_import(
+    file: Annotated[Path, typer.Argument(help="Export to import.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Sessions CSV to write.")],
+    format: Annotated[str, typer.Option("--format", help="Format of the export: acn-data.")] = "acn-data",
+    scenario: Annotated[Optional[Path], typer.Option(help="Place sessions on this scenario's connectors.")] = None,
+) -> None:
+    """Convert a public session export (ACN-Data JSON) to a sessions CSV."""
+    from evflex.io.acn import assign_connectors, read_acn_data
+    from evflex.io.sessions import write_sessions_csv
+
+    if format != "acn-data":
+        raise ValidationError([problem("--format", "unknown format (choose from acn-data)", field="format",
+                                       value=format)])
+    df = read_acn_data(file)
+    if scenario is not None:
+        from evflex.io.scenario import read_scenario
+        from evflex.model.topology import compile_topology
+
+        sc = read_scenario(scenario)
+        df = assign_connectors(df, list(compile_topology(sc.site).connector_ids))
+    write_sessions_csv(df, output)
+    skipped = {k: v for k, v in df.attrs.get("skipped", {}).items() if v}
+    note = f" (skipped: {', '.join(f'{k} {v}' for k, v in skipped.items())})" if skipped else ""
+    out_console.print(f"wrote {len(df)} sessions to {output}{note}")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    err_console.print(f"warning: {message}", markup=False, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    warnings.showwarning = _show_warning
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except ValidationError as exc:
+        for p in exc.problems:
+            sys.stderr.write(f"{p}\n")
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if os.environ.get("EVFLEX_DEBUG"):
+            raise
+        sys.stderr.write(f"evflex: internal error: {type(exc).__name__}: {exc} "
+                         f"(set EVFLEX_DEBUG=1 for the traceback)\n")
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())

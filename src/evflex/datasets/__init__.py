@@ -1,0 +1,1 @@
+"""Small reference data packaged with evflex (read with :mod:`importlib.resources`)."""

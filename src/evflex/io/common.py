@@ -1,0 +1,82 @@
+"""Helpers shared by the file readers: CSV loading and timestamp parsing with problems."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evflex.errors import Problem, ValidationError, problem
+
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+#: First data row of a CSV file is line 2 (line 1 is the header).
+FIRST_DATA_LINE = 2
+
+
+class InputWarning(UserWarning):
+    """Something in the input was accepted but deserves the user's attention."""
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, InputWarning, stacklevel=3)
+
+
+def load_csv(path: Path, source: str) -> pd.DataFrame:
+    """Read a CSV file as strings, or raise a one-problem :class:`ValidationError`."""
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                         encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ValidationError([problem(source, "file not found")]) from None
+    except pd.errors.EmptyDataError:
+        raise ValidationError([problem(source, "empty file")]) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        msg = str(exc).strip().splitlines()[-1]
+        raise ValidationError([problem(source, f"not a valid CSV file: {msg}")]) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def require_columns(df: pd.DataFrame, required: list[str], source: str) -> list[Problem]:
+    return [problem(source, f"missing required column '{c}'") for c in required if c not in df.columns]
+
+
+def parse_timestamps(values: pd.Series, source: str, field: str) -> tuple[np.ndarray, list[Problem], int]:
+    """ISO-8601 strings -> POSIX seconds (NaN where bad), the problems, and how many had no
+    offset (those are read as UTC)."""
+    text = values.astype(str).str.strip()
+    naive = ~text.str.contains(_OFFSET)
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    bad = parsed.isna() & (text != "") | (text == "")
+    probs = [problem(source, "not an ISO-8601 timestamp" if text.iloc[i] else "is empty",
+                     line=i + FIRST_DATA_LINE, field=field, value=text.iloc[i])
+             for i in np.flatnonzero(bad.to_numpy())]
+    secs = _to_seconds(parsed, bad.to_numpy())
+    return secs, probs, int((naive & ~bad).sum())
+
+
+def _to_seconds(parsed: pd.Series, bad: np.ndarray) -> np.ndarray:
+    out = np.full(len(parsed), np.nan)
+    ok = ~bad
+    if ok.any():
+        good = pd.DatetimeIndex(parsed[ok]).as_unit("ns")
+        out[ok] = good.asi8 / 1e9
+    return out
+
+
+def parse_numbers(values: pd.Series, source: str, field: str, *, required: bool = True
+                  ) -> tuple[np.ndarray, list[Problem]]:
+    """Strings -> floats; empty cells are NaN (a problem when ``required``)."""
+    text = values.astype(str).str.strip()
+    num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, copy=True)
+    empty = (text == "").to_numpy()
+    bad = (np.isnan(num) & ~empty) | ~np.isfinite(np.where(np.isnan(num), 0.0, num))
+    if required:
+        bad |= empty
+    probs = [problem(source, "is empty" if empty[i] else "not a number", line=i + FIRST_DATA_LINE,
+                     field=field, value=text.iloc[i]) for i in np.flatnonzero(bad)]
+    num[bad] = np.nan
+    return num, probs

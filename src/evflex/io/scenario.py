@@ -1,0 +1,414 @@
+"""The scenario TOML file: a site, its chargers and limits, its sessions, how to simulate.
+
+See the README ("Scenario file") for every key. Unknown keys are errors (a typo must not
+silently fall back to a default). Arrays of tables are numbered from 1 in messages, in
+the order they appear in the file: ``chargers[2].max_current_a`` is the second
+``[[chargers]]`` table. Relative file paths are relative to the scenario file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticError, model_validator
+
+from evflex.control.allocation.controller import ControllerParams
+from evflex.control.interface import Strategy
+from evflex.errors import Problem, ValidationError, problem
+from evflex.io.series import read_series
+from evflex.io.sessions import parse_sessions, read_sessions
+from evflex.model.series import StepSeries
+from evflex.model.site import Charger, ChargerResponse, Feeder, Site
+from evflex.model.topology import compile_topology
+from evflex.sim import profiles
+from evflex.sim.scenario import Scenario, SimulationConfig
+from evflex.units import PHASE_NAMES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseLoadSpec(_Strict):
+    file: str | None = None
+    profile: Literal["office"] | None = None
+    peak_kw: float = Field(15.0, gt=0)
+    base_kw: float = Field(3.0, ge=0)
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.file is None) == (self.profile is None):
+            raise ValueError("give exactly one of 'file' or 'profile'")
+        return self
+
+
+class PvSpec(_Strict):
+    file: str | None = None
+    profile: Literal["clear-sky"] | None = None
+    peak_kw: float = Field(10.0, gt=0)
+    latitude_deg: float = Field(55.69, ge=-90, le=90)
+    longitude_deg: float = Field(12.10, ge=-180, le=180)
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.file is None) == (self.profile is None):
+            raise ValueError("give exactly one of 'file' or 'profile'")
+        return self
+
+
+class FileSpec(_Strict):
+    file: str
+
+
+class SiteSpec(_Strict):
+    name: str = Field(min_length=1)
+    voltage_ln_v: float = Field(230.0, gt=0)
+    connection_limit_a: float = Field(gt=0)
+    base_load: BaseLoadSpec | None = None
+    pv: PvSpec | None = None
+    connection_limit_series: FileSpec | None = None
+
+
+class ChargerSpec(_Strict):
+    id: str | None = Field(None, min_length=1)
+    count: int = Field(1, ge=1, le=100_000)
+    id_prefix: str = Field("C", min_length=1)
+    connectors: int = Field(1, ge=1, le=64)
+    max_current_a: float = Field(16.0, gt=0, le=1000)
+    min_current_a: float = Field(6.0, gt=0)
+    phases: Literal[1, 2, 3] = 3
+    phase_rotation: str = "L1L2L3"
+    modulation: bool = True
+    phase_switching: bool = False
+    v2g: bool = False
+    max_total_current_a: float | None = Field(None, gt=0)
+    setpoint_resolution_a: float = Field(0.1, gt=0)
+    activation_delay_s: float = Field(2.0, ge=0)
+    ramp_a_per_s: float = Field(5.0, gt=0)
+    precision_a: float = Field(0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.min_current_a > self.max_current_a:
+            raise ValueError(f"min_current_a ({self.min_current_a:g}) is above max_current_a "
+                             f"({self.max_current_a:g})")
+        if self.id is not None and self.count > 1:
+            raise ValueError("give 'id' for one charger or 'count' (with 'id_prefix') for several, not both")
+        if self.phase_rotation != "cyclic":
+            rot = parse_rotation(self.phase_rotation)
+            if rot is None or len(rot) != self.phases:
+                raise ValueError(f"phase_rotation {self.phase_rotation!r} must name {self.phases} distinct "
+                                 f"phase(s) of L1, L2, L3 (e.g. {'L2L3L1'[: 2 * self.phases]!r}) or be 'cyclic'")
+        return self
+
+
+class FeederSpec(_Strict):
+    id: str = Field(min_length=1)
+    limit_a: float = Field(gt=0)
+    chargers: list[str] = Field(min_length=1)
+    phases: str = "L1L2L3"
+    includes_base_load: bool = False
+
+    @model_validator(mode="after")
+    def _phases(self):
+        if parse_rotation(self.phases) is None:
+            raise ValueError(f"phases {self.phases!r} must name distinct phases of L1, L2, L3")
+        return self
+
+
+class GenerateSpec(_Strict):
+    profile: Literal["workplace", "home", "public", "fleet"]
+    seed: int = 1
+
+
+class SessionsSpec(_Strict):
+    file: str | None = None
+    generate: GenerateSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.file is None) == (self.generate is None):
+            raise ValueError("give exactly one of 'file' or 'generate'")
+        return self
+
+
+class SimulationSpec(_Strict):
+    start: str
+    timezone: str | None = None
+    days: float = Field(28.0, gt=0, le=3660)
+    period_s: float = Field(60.0, ge=1, le=3600)
+    strategy: Strategy = Strategy.LLF
+    seed: int = 1
+    ev_limits_known: bool = False
+    taper_soc: float = Field(0.8, gt=0, lt=1)
+
+
+class ControllerSpec(_Strict):
+    min_on_s: float = Field(ControllerParams.min_on_s, ge=0)
+    starvation_s: float = Field(ControllerParams.starvation_s, gt=0)
+    margin_a: float = Field(ControllerParams.margin_a, ge=0)
+    learn_threshold_a: float = Field(ControllerParams.learn_threshold_a, gt=0)
+    reprobe_s: float = Field(ControllerParams.reprobe_s, gt=0)
+    default_stay_s: float = Field(ControllerParams.default_stay_s, gt=0)
+    default_energy_kwh: float = Field(ControllerParams.default_energy_kwh, gt=0)
+
+
+class ScenarioSpec(_Strict):
+    site: SiteSpec
+    chargers: list[ChargerSpec] = Field(min_length=1)
+    feeders: list[FeederSpec] = []
+    sessions: SessionsSpec
+    simulation: SimulationSpec
+    controller: ControllerSpec = ControllerSpec()
+
+
+def parse_rotation(text: str) -> tuple[int, ...] | None:
+    """'L2L3L1' -> (1, 2, 0); None when malformed or repeated."""
+    t = text.strip().upper().replace(" ", "").replace(",", "")
+    if not t or len(t) % 2 or len(t) > 6:
+        return None
+    parts = [t[i:i + 2] for i in range(0, len(t), 2)]
+    if any(p not in PHASE_NAMES for p in parts) or len(set(parts)) != len(parts):
+        return None
+    return tuple(PHASE_NAMES.index(p) for p in parts)
+
+
+# ------------------------------------------------------------------------ reading
+def read_scenario(path: str | Path, *, sessions: str | Path | None = None, strategy: str | None = None,
+                  days: float | None = None, seed: int | None = None, start: str | None = None) -> Scenario:
+    """Read, validate and load a scenario with everything it references.
+
+    Keyword arguments override the file: ``sessions`` a sessions CSV used instead of the
+    file's ``[sessions]``, ``strategy``/``days``/``seed``/``start`` the ``[simulation]`` keys
+    (``seed`` also seeds generated sessions and profiles).
+    Raises :class:`~evflex.errors.ValidationError` with every problem found.
+    """
+    path = Path(path)
+    src = path.name
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError([problem(src, "file not found")]) from None
+    except UnicodeDecodeError:
+        raise ValidationError([problem(src, "not a UTF-8 text file")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError([problem(src, f"invalid TOML: {exc}")]) from None
+    sim_raw = raw.get("simulation")
+    if isinstance(sim_raw, dict):
+        for key, val in (("strategy", strategy), ("days", days), ("seed", seed), ("start", start)):
+            if val is not None:
+                sim_raw[key] = val
+    if sessions is not None and isinstance(raw.get("sessions"), dict):
+        raw["sessions"] = {"file": str(Path(sessions).resolve())}
+    elif sessions is not None:
+        raw["sessions"] = {"file": str(Path(sessions).resolve())}
+    return parse_scenario(raw, base_dir=path.parent, source=src, seed_override=seed)
+
+
+def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scenario.toml",
+                   seed_override: int | None = None) -> Scenario:
+    """Build a :class:`Scenario` from a parsed TOML document."""
+    try:
+        spec = ScenarioSpec.model_validate(raw)
+    except PydanticError as exc:
+        raise ValidationError(_pydantic_problems(exc, source)) from None
+    probs: list[Problem] = []
+    site = _build_site(spec, source, probs)
+    sim_cfg = _build_simulation(spec.simulation, source, probs)
+    if probs:
+        raise ValidationError(probs)
+    topo = compile_topology(site)
+    ctrl = ControllerParams(**spec.controller.model_dump())
+
+    def resolve(p: str) -> Path:
+        q = Path(p)
+        return q if q.is_absolute() else base_dir / q
+
+    table, sess_src = None, ""
+    try:
+        if spec.sessions.file is not None:
+            f = resolve(spec.sessions.file)
+            table, sess_src = read_sessions(f, topo, source=f.name), str(f)
+        else:
+            g = spec.sessions.generate
+            gseed = g.seed if seed_override is None else seed_override
+            table = generated_sessions(g.profile, topo, sim_cfg, gseed)
+            sess_src = f"generated: {g.profile}, seed {gseed}"
+    except ValidationError as exc:
+        probs += exc.problems
+
+    series: dict[str, StepSeries | None] = {"base_load": None, "pv": None, "limit": None}
+    s = spec.site
+    for kind, sp in (("base_load", s.base_load), ("pv", s.pv), ("limit", s.connection_limit_series)):
+        if sp is None:
+            continue
+        if getattr(sp, "file", None) is not None:
+            f = resolve(sp.file)
+            try:
+                ser = read_series(f, kind, site.voltage_ln_v, source=f.name)
+            except ValidationError as exc:
+                probs += exc.problems
+                continue
+            probs += _coverage(ser, sim_cfg, f.name)
+            series[kind] = ser
+        else:
+            sseed = sp.seed if seed_override is None else seed_override
+            if kind == "base_load":
+                t, v = profiles.office_load_a(sim_cfg.start_s, sim_cfg.end_s, sim_cfg.tz, site.voltage_ln_v,
+                                              sp.peak_kw, sp.base_kw, sseed)
+                series[kind] = StepSeries(t, v, name=f"office profile, peak {sp.peak_kw:g} kW")
+            else:
+                t, v = profiles.pv_power_kw(sim_cfg.start_s, sim_cfg.end_s, sp.peak_kw, sp.latitude_deg,
+                                            sp.longitude_deg, sseed)
+                series[kind] = StepSeries(t, v, name=f"clear-sky PV, peak {sp.peak_kw:g} kW")
+    if probs:
+        raise ValidationError(probs)
+    return Scenario(site=site, sessions=table, simulation=sim_cfg, controller=ctrl,
+                    base_load=series["base_load"], pv=series["pv"], connection_limit=series["limit"],
+                    sessions_source=sess_src)
+
+
+def generated_sessions(profile: str, topo, cfg: SimulationConfig, seed: int):
+    """Sessions from a behaviour model for every connector of the site."""
+    from evflex.sim.behaviour import generate_sessions
+
+    start = cfg.start.astimezone(cfg.tz) if cfg.timezone is not None else cfg.start
+    df = generate_sessions(profile, list(topo.connector_ids), start, cfg.days, seed,
+                           connector_phases=topo.charger_phases.tolist(),
+                           connector_max_current_a=topo.max_current_a.tolist(), voltage_ln_v=topo.voltage_ln_v)
+    return parse_sessions(frame_as_text(df), topo, f"generated {profile} sessions")
+
+
+def frame_as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """A sessions DataFrame as the strings a CSV would hold (for one validation path)."""
+    out = pd.DataFrame(index=df.index)
+    for col in df.columns:
+        v = df[col]
+        if col in ("arrival", "departure"):
+            out[col] = [t.isoformat() for t in v]
+        elif col == "phases":
+            out[col] = [str(int(p)) if p and p == p else "" for p in v]
+        elif col == "v2g":
+            out[col] = np.where(v.astype(bool), "true", "false")
+        else:
+            out[col] = ["" if (isinstance(x, float) and np.isnan(x)) else str(x) for x in v]
+    return out
+
+
+def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
+    chargers: list[Charger] = []
+    counters: dict[str, int] = {}
+    for ci, c in enumerate(spec.chargers, start=1):
+        if c.id is not None:
+            ids = [c.id]
+        else:
+            first = counters.get(c.id_prefix, 0)
+            ids = [f"{c.id_prefix}{first + k + 1}" for k in range(c.count)]
+            counters[c.id_prefix] = first + c.count
+        for k, cid in enumerate(ids):
+            if c.phase_rotation == "cyclic":
+                shift = (len(chargers)) % 3
+                rot = tuple((p + shift) % 3 for p in range(3))[: c.phases]
+            else:
+                rot = parse_rotation(c.phase_rotation)
+            chargers.append(Charger(
+                id=cid, connectors=c.connectors, max_current_a=c.max_current_a, min_current_a=c.min_current_a,
+                phases=c.phases, phase_rotation=rot, modulation=c.modulation, phase_switching=c.phase_switching,
+                v2g=c.v2g, max_total_current_a=c.max_total_current_a,
+                setpoint_resolution_a=c.setpoint_resolution_a,
+                response=ChargerResponse(c.activation_delay_s, c.ramp_a_per_s, c.precision_a)))
+    seen: dict[str, int] = {}
+    for ch in chargers:
+        if ch.id in seen:
+            probs.append(problem(source, "duplicate charger id", field="chargers.id", value=ch.id))
+        seen[ch.id] = 1
+    feeders = []
+    for fi, f in enumerate(spec.feeders, start=1):
+        for name in f.chargers:
+            if name not in seen:
+                probs.append(problem(source, "unknown charger", field=f"feeders[{fi}].chargers", value=name))
+        feeders.append(Feeder(id=f.id, limit_a=f.limit_a, chargers=tuple(f.chargers),
+                              phases=tuple(sorted(parse_rotation(f.phases))),
+                              includes_base_load=f.includes_base_load))
+    return Site(name=spec.site.name, voltage_ln_v=spec.site.voltage_ln_v,
+                connection_limit_a=spec.site.connection_limit_a, chargers=tuple(chargers), feeders=tuple(feeders))
+
+
+def _build_simulation(s: SimulationSpec, source: str, probs: list[Problem]) -> SimulationConfig:
+    tz = None
+    if s.timezone is not None:
+        try:
+            tz = ZoneInfo(s.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            probs.append(problem(source, "unknown time zone (use an IANA name such as 'Europe/Copenhagen')",
+                                 field="simulation.timezone", value=s.timezone))
+    try:
+        start = datetime.fromisoformat(s.start)
+    except ValueError:
+        probs.append(problem(source, "not an ISO-8601 timestamp", field="simulation.start", value=s.start))
+        start = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
+    if start.tzinfo is None:
+        if tz is None:
+            probs.append(problem(source, "needs an offset (e.g. '+01:00') or [simulation].timezone",
+                                 field="simulation.start", value=s.start))
+            start = start.replace(tzinfo=ZoneInfo("UTC"))
+        else:
+            start = start.replace(tzinfo=tz)
+    steps = s.days * 86400.0 / s.period_s
+    if abs(steps - round(steps)) > 1e-6:
+        probs.append(problem(source, f"the window of {s.days:g} days is not a whole number of "
+                             f"{s.period_s:g} s steps", field="simulation.period_s", value=s.period_s))
+    return SimulationConfig(start=start, days=s.days, period_s=s.period_s, strategy=s.strategy, seed=s.seed,
+                            ev_limits_known=s.ev_limits_known, taper_soc=s.taper_soc, timezone=tz)
+
+
+def _coverage(ser: StepSeries, cfg: SimulationConfig, source: str) -> list[Problem]:
+    if ser.start_s <= cfg.start_s and ser.end_s >= cfg.end_s:
+        return []
+
+    def iso(t):
+        return pd.Timestamp(t, unit="s", tz="UTC").tz_convert(cfg.tz).isoformat()
+
+    return [problem(source, f"covers {iso(ser.start_s)} to {iso(ser.end_s)} but the simulation runs "
+                            f"{iso(cfg.start_s)} to {iso(cfg.end_s)}")]
+
+
+_MESSAGES = {
+    "missing": "required key is missing",
+    "extra_forbidden": "unknown key",
+}
+
+
+def _pydantic_problems(exc: PydanticError, source: str) -> list[Problem]:
+    probs = []
+    for e in exc.errors(include_url=False):
+        loc = _loc(e["loc"])
+        msg = _MESSAGES.get(e["type"], e["msg"])
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        msg = msg[:1].lower() + msg[1:]
+        if e["type"] == "missing":
+            probs.append(problem(source, msg, field=loc))
+        elif isinstance(e.get("input"), dict) and e["type"] == "value_error":
+            probs.append(problem(source, msg, field=loc))
+        else:
+            probs.append(problem(source, msg, field=loc, value=e.get("input")))
+    return probs
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part + 1}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"

@@ -1,0 +1,199 @@
+"""The sessions CSV: one row per charging session.
+
+Required columns: ``session_id, connector_id, arrival, departure, energy_kwh``.
+Optional: ``max_power_kw`` (the EV's own AC limit), ``phases`` (1, 2 or 3),
+``battery_kwh``, ``soc_arrival`` (0-1), ``v2g`` (true/false), ``efficiency`` (0-1).
+Other columns are ignored with a warning. ``arrival``/``departure`` are ISO-8601 with an
+offset (naive timestamps are read as UTC, with a warning).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evflex.errors import Problem, ValidationError, problem
+from evflex.io.common import FIRST_DATA_LINE, load_csv, parse_numbers, parse_timestamps, require_columns, warn
+from evflex.model.sessions import DEFAULT_EFFICIENCY, SessionTable
+from evflex.model.topology import Topology
+
+REQUIRED = ["session_id", "connector_id", "arrival", "departure", "energy_kwh"]
+OPTIONAL = ["max_power_kw", "phases", "battery_kwh", "soc_arrival", "v2g", "efficiency"]
+COLUMNS = REQUIRED + OPTIONAL
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f", ""}
+
+
+def read_sessions(path: str | Path, topology: Topology, source: str | None = None) -> SessionTable:
+    """Read and validate a sessions CSV against the site's connectors."""
+    src = source or Path(path).name
+    return parse_sessions(load_csv(Path(path), src), topology, src)
+
+
+def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions.csv") -> SessionTable:
+    """Validate a table of strings (as read from CSV) and build a :class:`SessionTable`.
+
+    Raises :class:`ValidationError` with every problem found.
+    """
+    probs = require_columns(df, REQUIRED, source)
+    if probs:
+        raise ValidationError(probs)
+    extra = [c for c in df.columns if c not in COLUMNS]
+    if extra:
+        warn(f"{source}: ignoring unknown column(s) {', '.join(repr(c) for c in extra)}")
+    if df.empty:
+        raise ValidationError([problem(source, "no sessions (the file has a header only)")])
+    df = df.reset_index(drop=True)
+    n = len(df)
+    lines = np.arange(n) + FIRST_DATA_LINE
+    V = topology.voltage_ln_v
+
+    sid = df["session_id"].astype(str).str.strip()
+    for i in np.flatnonzero((sid == "").to_numpy()):
+        probs.append(problem(source, "must not be empty", line=int(lines[i]), field="session_id", value=""))
+    dup = sid.duplicated(keep="first") & (sid != "")
+    first_line = {s: int(lines[i]) for i, s in reversed(list(enumerate(sid)))}
+    for i in np.flatnonzero(dup.to_numpy()):
+        probs.append(problem(source, f"duplicate of line {first_line[sid.iloc[i]]}", line=int(lines[i]),
+                             field="session_id", value=sid.iloc[i]))
+
+    index = topology.index()
+    cid = df["connector_id"].astype(str).str.strip()
+    conn = cid.map(index)
+    for i in np.flatnonzero(conn.isna().to_numpy()):
+        probs.append(problem(source, f"unknown connector (the site has {_span(topology.connector_ids)})",
+                             line=int(lines[i]), field="connector_id", value=cid.iloc[i]))
+    conn = conn.fillna(-1).astype(np.int64).to_numpy()
+
+    arr, p1, naive1 = parse_timestamps(df["arrival"], source, "arrival")
+    dep, p2, naive2 = parse_timestamps(df["departure"], source, "departure")
+    probs += p1 + p2
+    for i in np.flatnonzero(dep <= arr):
+        probs.append(problem(source, f"not after arrival {df['arrival'].iloc[i].strip()!r}", line=int(lines[i]),
+                             field="departure", value=df["departure"].iloc[i].strip()))
+
+    energy, p = parse_numbers(df["energy_kwh"], source, "energy_kwh")
+    probs += p
+    probs += _check(energy < 0, df, "energy_kwh", "must be >= 0", lines, source)
+
+    opt = {c: df[c] if c in df.columns else pd.Series([""] * n) for c in OPTIONAL}
+    max_kw, p = parse_numbers(opt["max_power_kw"], source, "max_power_kw", required=False)
+    probs += p + _check(max_kw <= 0, df, "max_power_kw", "must be > 0", lines, source)
+    phases_f, p = parse_numbers(opt["phases"], source, "phases", required=False)
+    probs += p + _check(~np.isnan(phases_f) & ~np.isin(phases_f, [1, 2, 3]), df, "phases", "must be 1, 2 or 3",
+                        lines, source)
+    phases = np.where(np.isin(phases_f, [1, 2, 3]), phases_f, 0).astype(np.int64)
+    battery, p = parse_numbers(opt["battery_kwh"], source, "battery_kwh", required=False)
+    probs += p + _check(battery <= 0, df, "battery_kwh", "must be > 0", lines, source)
+    soc, p = parse_numbers(opt["soc_arrival"], source, "soc_arrival", required=False)
+    probs += p + _check((soc < 0) | (soc > 1), df, "soc_arrival", "must be within 0-1", lines, source)
+    eff, p = parse_numbers(opt["efficiency"], source, "efficiency", required=False)
+    probs += p + _check((eff <= 0) | (eff > 1), df, "efficiency", "must be within (0, 1]", lines, source)
+    eff = np.where(np.isnan(eff), DEFAULT_EFFICIENCY, eff)
+    v2g_text = opt["v2g"].astype(str).str.strip().str.lower()
+    bad_v2g = ~v2g_text.isin(_TRUE | _FALSE)
+    for i in np.flatnonzero(bad_v2g.to_numpy()):
+        probs.append(problem(source, "must be true or false", line=int(lines[i]), field="v2g",
+                             value=opt["v2g"].iloc[i]))
+    v2g = v2g_text.isin(_TRUE).to_numpy()
+
+    # the EV must be able to charge at the pilot's minimum on its phases
+    ok_c = conn >= 0
+    ev_phases = np.where(phases > 0, phases, np.where(ok_c, topology.charger_phases[np.maximum(conn, 0)], 3))
+    with np.errstate(invalid="ignore"):
+        ev_a = max_kw * 1000.0 / (V * ev_phases)
+    min_a = np.where(ok_c, topology.min_current_a[np.maximum(conn, 0)], 6.0)
+    for i in np.flatnonzero(ev_a < min_a - 1e-9):
+        probs.append(problem(source, f"below the {min_a[i]:g} A minimum on {ev_phases[i]} phase(s)",
+                             line=int(lines[i]), field="max_power_kw", value=df["max_power_kw"].iloc[i]))
+
+    if not probs:
+        probs += _overlaps(sid.to_numpy(), conn, arr, dep, lines, topology, source)
+    if probs:
+        raise ValidationError(probs)
+    if naive1 or naive2:
+        warn(f"{source}: {max(naive1, naive2)} timestamp(s) without offset read as UTC")
+    room = (1.0 - soc) * battery / eff
+    capped = energy > room + 1e-9
+    if capped.any():
+        i = int(np.argmax(capped))
+        warn(f"{source}:{lines[i]}: energy_kwh={energy[i]:g} is more than the battery can take "
+             f"({room[i]:.2f} kWh); {int(capped.sum())} session(s) capped to their battery room")
+    return SessionTable.build(sid.to_numpy(dtype=object), conn, arr, dep, energy, max_power_kw=max_kw,
+                              phases=phases, battery_kwh=battery, soc_arrival=soc, efficiency=eff, v2g=v2g)
+
+
+def _check(mask: np.ndarray, df: pd.DataFrame, field: str, message: str, lines: np.ndarray,
+           source: str) -> list[Problem]:
+    return [problem(source, message, line=int(lines[i]), field=field, value=df[field].iloc[i].strip())
+            for i in np.flatnonzero(mask)]
+
+
+def _overlaps(sid, conn, arr, dep, lines, topology: Topology, source: str) -> list[Problem]:
+    """A connector holds one EV at a time."""
+    probs = []
+    order = np.lexsort((arr, conn))
+    c, a, d = conn[order], arr[order], dep[order]
+    clash = (c[1:] == c[:-1]) & (a[1:] < d[:-1])
+    for k in np.flatnonzero(clash):
+        i, j = order[k + 1], order[k]
+        probs.append(problem(source, f"overlaps session {sid[j]!r} (line {lines[j]}) on connector "
+                                     f"{topology.connector_ids[conn[i]]}", line=int(lines[i]), field="arrival",
+                             value=_iso(arr[i])))
+    return sorted(probs, key=lambda p: p.line or 0)
+
+
+def _iso(t: float) -> str:
+    return pd.Timestamp(t, unit="s", tz="UTC").isoformat()
+
+
+def _span(ids: tuple[str, ...]) -> str:
+    return ", ".join(ids) if len(ids) <= 6 else f"{ids[0]} .. {ids[-1]}, {len(ids)} in all"
+
+
+def sessions_frame(table: SessionTable, topology: Topology, tz=None) -> pd.DataFrame:
+    """A :class:`SessionTable` as a DataFrame in the CSV contract's columns."""
+    def ts(x):
+        t = pd.to_datetime(x, unit="s", utc=True)
+        return t.tz_convert(tz) if tz is not None else t
+
+    return pd.DataFrame({
+        "session_id": table.session_id.astype(str),
+        "connector_id": np.asarray(topology.connector_ids, dtype=object)[table.connector],
+        "arrival": ts(table.arrival_s),
+        "departure": ts(table.departure_s),
+        "energy_kwh": table.energy_kwh,
+        "max_power_kw": table.max_power_kw,
+        "phases": table.phases,
+        "battery_kwh": table.battery_kwh,
+        "soc_arrival": table.soc_arrival,
+        "v2g": table.v2g,
+    })
+
+
+def write_sessions_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a sessions DataFrame (contract columns) as CSV with ISO-8601 timestamps.
+
+    Unknown values are written as empty cells (``phases`` 0 included). The file is written
+    to a temporary name and renamed, so a failed write leaves nothing half-written.
+    """
+    out = df.copy()
+    for col in ("arrival", "departure"):
+        out[col] = [t.isoformat() for t in out[col]]
+    if "phases" in out.columns:
+        out["phases"] = [str(int(p)) if p and p == p else "" for p in out["phases"]]
+    for col in ("energy_kwh", "max_power_kw", "battery_kwh"):
+        if col in out.columns:
+            out[col] = out[col].round(4)
+    if "soc_arrival" in out.columns:
+        out["soc_arrival"] = out["soc_arrival"].round(4)
+    if "v2g" in out.columns:
+        out["v2g"] = np.where(out["v2g"].astype(bool), "true", "false")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    out.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,145 @@
+"""The scenario file: keys, defaults, and bad input reported all at once."""
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from evflex.errors import ValidationError
+from evflex.io.scenario import parse_rotation, read_scenario
+
+SESSIONS = ("session_id,connector_id,arrival,departure,energy_kwh\n"
+            "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12\n")
+
+GOOD = """
+[site]
+name = "test"
+connection_limit_a = 32.0
+
+[[chargers]]
+count = 2
+connectors = 2
+phase_rotation = "cyclic"
+
+[[chargers]]
+id = "P1"
+phases = 1
+phase_rotation = "L3"
+max_current_a = 32.0
+modulation = false
+
+[[feeders]]
+id = "F1"
+limit_a = 20.0
+chargers = ["C1", "P1"]
+
+[sessions]
+file = "sessions.csv"
+
+[simulation]
+start = "2026-03-02T00:00:00+01:00"
+days = 1
+"""
+
+
+def write(tmp_path, text, sessions=SESSIONS):
+    (tmp_path / "sessions.csv").write_text(sessions)
+    p = tmp_path / "scenario.toml"
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def lines(tmp_path, text, **kw):
+    with pytest.raises(ValidationError) as exc:
+        read_scenario(write(tmp_path, text, **kw))
+    return [str(p) for p in exc.value.problems]
+
+
+def test_good_scenario(tmp_path):
+    sc = read_scenario(write(tmp_path, GOOD))
+    ids = [c.id for c in sc.site.chargers]
+    assert ids == ["C1", "C2", "P1"]
+    assert [c.phase_rotation for c in sc.site.chargers] == [(0, 1, 2), (1, 2, 0), (2,)]
+    assert sc.site.connector_ids() == ["C1-1", "C1-2", "C2-1", "C2-2", "P1-1"]
+    assert sc.site.feeders[0].chargers == ("C1", "P1")
+    assert sc.simulation.n_steps == 1440 and sc.simulation.strategy.value == "llf"
+    assert len(sc.sessions) == 1
+
+
+def test_overrides(tmp_path):
+    sc = read_scenario(write(tmp_path, GOOD), strategy="edf", days=2.0, seed=7)
+    assert sc.simulation.strategy.value == "edf" and sc.simulation.days == 2.0 and sc.simulation.seed == 7
+
+
+def test_malformed_toml(tmp_path):
+    assert lines(tmp_path, "[site\nname = 1\n") == [
+        "scenario.toml: invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 6)"]
+
+
+def test_schema_problems_all_at_once(tmp_path):
+    bad = GOOD.replace("connection_limit_a = 32.0", "connection_limit_a = -5\nconnection_limt_a = 3") \
+              .replace('phase_rotation = "L3"', 'phase_rotation = "L4"') \
+              .replace('days = 1', 'days = 1\nstrategy = "fastest"')
+    assert lines(tmp_path, bad) == [
+        "scenario.toml: site.connection_limit_a=-5: input should be greater than 0",
+        "scenario.toml: site.connection_limt_a=3: unknown key",
+        "scenario.toml: chargers[2]: phase_rotation 'L4' must name 1 distinct phase(s) of L1, L2, L3 (e.g. 'L2') or be 'cyclic'",
+        "scenario.toml: simulation.strategy='fastest': input should be 'uncontrolled', 'equal', 'edf', 'llf' or "
+        "'proportional'",
+    ]
+
+
+def test_missing_sections(tmp_path):
+    assert lines(tmp_path, '[site]\nname = "x"\nconnection_limit_a = 10\n') == [
+        "scenario.toml: chargers: required key is missing",
+        "scenario.toml: sessions: required key is missing",
+        "scenario.toml: simulation: required key is missing",
+    ]
+
+
+def test_references_and_files_checked_together(tmp_path):
+    bad = GOOD.replace('chargers = ["C1", "P1"]', 'chargers = ["C1", "X9"]') \
+              .replace('start = "2026-03-02T00:00:00+01:00"', 'start = "2026-03-02T00:00:00"')
+    assert lines(tmp_path, bad) == [
+        "scenario.toml: feeders[1].chargers='X9': unknown charger",
+        "scenario.toml: simulation.start='2026-03-02T00:00:00': needs an offset (e.g. '+01:00') or "
+        "[simulation].timezone",
+    ]
+
+
+def test_problems_in_referenced_files_are_reported(tmp_path):
+    bad_sessions = SESSIONS.replace(",12\n", ",-12\n")
+    (tmp_path / "load.csv").write_text("timestamp,l1_a,l2_a,l3_a\n2026-03-02T00:00:00+01:00,1,2,x\n")
+    text = GOOD.replace('connection_limit_a = 32.0', 'connection_limit_a = 32.0\nbase_load = { file = "load.csv" }')
+    assert lines(tmp_path, text, sessions=bad_sessions) == [
+        "sessions.csv:2: energy_kwh='-12': must be >= 0",
+        "load.csv:2: l3_a='x': not a number",
+    ]
+
+
+def test_series_must_cover_the_window(tmp_path):
+    text = GOOD.replace('connection_limit_a = 32.0', 'connection_limit_a = 32.0\nbase_load = { file = "load.csv" }')
+    # two 12-hour intervals cover the day
+    (tmp_path / "load.csv").write_text("timestamp,power_kw\n2026-03-02T00:00:00+01:00,3\n"
+                                       "2026-03-02T12:00:00+01:00,5\n")
+    read_scenario(write(tmp_path, text))
+    # two 6-hour intervals do not
+    (tmp_path / "load.csv").write_text("timestamp,power_kw\n2026-03-02T00:00:00+01:00,3\n"
+                                       "2026-03-02T06:00:00+01:00,5\n")
+    assert lines(tmp_path, text) == [
+        "load.csv: covers 2026-03-02T00:00:00+01:00 to 2026-03-02T12:00:00+01:00 but the simulation runs "
+        "2026-03-02T00:00:00+01:00 to 2026-03-03T00:00:00+01:00"]
+
+
+def test_base_load_file_in_power_is_split_over_phases(tmp_path):
+    (tmp_path / "load.csv").write_text("timestamp,power_kw\n2026-03-02T00:00:00+01:00,6.9\n"
+                                       "2026-03-03T00:00:00+01:00,6.9\n")
+    text = GOOD.replace('connection_limit_a = 32.0', 'connection_limit_a = 32.0\nbase_load = { file = "load.csv" }')
+    sc = read_scenario(write(tmp_path, text))
+    assert np.allclose(sc.base_load.values, 10.0)
+
+
+def test_parse_rotation():
+    assert parse_rotation("L2L3L1") == (1, 2, 0)
+    assert parse_rotation("l3") == (2,)
+    assert parse_rotation("L1L1") is None and parse_rotation("L4") is None and parse_rotation("") is None

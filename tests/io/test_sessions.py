@@ -1,0 +1,107 @@
+"""The sessions CSV: good files load, bad files give every problem at once, one line each."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evflex.errors import ValidationError
+from evflex.io.sessions import read_sessions, sessions_frame, write_sessions_csv
+from evflex.model import Charger, Site, compile_topology
+
+TOPO = compile_topology(Site("s", 230.0, 63.0, (Charger("C1", connectors=2), Charger("C2", phases=1,
+                                                                                      phase_rotation=(1,)))))
+HEADER = "session_id,connector_id,arrival,departure,energy_kwh"
+
+
+def write(tmp_path, text, name="sessions.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def problems(tmp_path, text):
+    with pytest.raises(ValidationError) as exc:
+        read_sessions(write(tmp_path, text), TOPO)
+    return [str(p) for p in exc.value.problems]
+
+
+def test_good_file(tmp_path):
+    p = write(tmp_path, HEADER + ",max_power_kw,phases,battery_kwh,soc_arrival,v2g\n"
+              "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12.5,11,3,60,0.4,false\n"
+              "b,C2-1,2026-03-02T09:00:00Z,2026-03-02T12:00:00Z,5,,,,,\n")
+    t = read_sessions(p, TOPO)
+    assert t.session_id.tolist() == ["a", "b"]
+    assert t.connector.tolist() == [0, 2]
+    assert t.arrival_s[0] == pd.Timestamp("2026-03-02T07:00:00Z").timestamp()
+    assert t.phases.tolist() == [3, 0]
+    assert np.isnan(t.max_power_kw[1]) and t.battery_kwh[0] == 60.0
+
+
+def test_missing_column(tmp_path):
+    assert problems(tmp_path, "session_id,connector_id,arrival,departure\n") == [
+        "sessions.csv: missing required column 'energy_kwh'"]
+
+
+def test_every_row_problem_at_once(tmp_path):
+    text = (HEADER + ",phases\n"
+            "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T07:00:00+01:00,10,3\n"
+            "b,C1-2,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,-4,3\n"
+            "c,C9-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,4,3\n"
+            "d,C2-1,yesterday,2026-03-02T17:00:00+01:00,4,4\n"
+            "a,C1-1,2026-03-03T08:00:00+01:00,2026-03-03T17:00:00+01:00,ten,1\n")
+    assert problems(tmp_path, text) == [
+        "sessions.csv:6: session_id='a': duplicate of line 2",
+        "sessions.csv:4: connector_id='C9-1': unknown connector (the site has C1-1, C1-2, C2-1)",
+        "sessions.csv:5: arrival='yesterday': not an ISO-8601 timestamp",
+        "sessions.csv:2: departure='2026-03-02T07:00:00+01:00': not after arrival '2026-03-02T08:00:00+01:00'",
+        "sessions.csv:6: energy_kwh='ten': not a number",
+        "sessions.csv:3: energy_kwh='-4': must be >= 0",
+        "sessions.csv:5: phases='4': must be 1, 2 or 3",
+    ]
+
+
+def test_overlap_on_a_connector(tmp_path):
+    text = (HEADER + "\n"
+            "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T12:00:00+01:00,10\n"
+            "b,C1-1,2026-03-02T11:00:00+01:00,2026-03-02T17:00:00+01:00,10\n")
+    assert problems(tmp_path, text) == [
+        "sessions.csv:3: arrival='2026-03-02T10:00:00+00:00': overlaps session 'a' (line 2) on connector C1-1"]
+
+
+def test_ev_below_the_minimum_current(tmp_path):
+    text = HEADER + ",max_power_kw,phases\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,3,3\n"
+    assert problems(tmp_path, text) == ["sessions.csv:2: max_power_kw='3': below the 6 A minimum on 3 phase(s)"]
+
+
+def test_naive_timestamps_and_unknown_columns_warn(tmp_path):
+    p = write(tmp_path, HEADER + ",colour\na,C1-1,2026-03-02T08:00:00,2026-03-02T12:00:00,10,red\n")
+    with pytest.warns(UserWarning) as rec:
+        t = read_sessions(p, TOPO)
+    text = " | ".join(str(w.message) for w in rec)
+    assert "ignoring unknown column(s) 'colour'" in text and "read as UTC" in text
+    assert t.arrival_s[0] == pd.Timestamp("2026-03-02T08:00:00Z").timestamp()
+
+
+def test_request_above_battery_room_warns(tmp_path):
+    p = write(tmp_path, HEADER + ",battery_kwh,soc_arrival\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,50,40,0.5\n")
+    with pytest.warns(UserWarning, match="more than the battery can take"):
+        read_sessions(p, TOPO)
+
+
+def test_empty_and_missing_files(tmp_path):
+    with pytest.raises(ValidationError, match="sessions.csv: empty file"):
+        read_sessions(write(tmp_path, ""), TOPO)
+    with pytest.raises(ValidationError, match="nope.csv: file not found"):
+        read_sessions(tmp_path / "nope.csv", TOPO)
+    with pytest.raises(ValidationError, match="header only"):
+        read_sessions(write(tmp_path, HEADER + "\n"), TOPO)
+
+
+def test_round_trip(tmp_path):
+    p = write(tmp_path, HEADER + ",max_power_kw,phases,battery_kwh,soc_arrival,v2g\n"
+              "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12.5,11,3,60,0.4,true\n")
+    t = read_sessions(p, TOPO)
+    out = write_sessions_csv(sessions_frame(t, TOPO), tmp_path / "again.csv")
+    t2 = read_sessions(out, TOPO)
+    for name in ("arrival_s", "departure_s", "energy_kwh", "phases", "battery_kwh", "soc_arrival", "v2g"):
+        assert np.array_equal(getattr(t, name), getattr(t2, name), equal_nan=True)

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -31,16 +32,13 @@ err_console = Console(stderr=True)
 #: KPIs shown in the summary table: (key, header, format)
 SUMMARY = [
     ("strategy", "strategy", "{}"),
-    ("energy_served_pct", "served [%]", "{:.2f}"),
-    ("sessions_fully_served_pct", "full [%]", "{:.1f}"),
-    ("unmet_energy_kwh", "unmet [kWh]", "{:.1f}"),
-    ("max_phase_current_a", "max phase [A]", "{:.1f}"),
-    ("grid_limit_a", "limit [A]", "{:.1f}"),
-    ("limit_violation_steps", "violations", "{}"),
-    ("peak_site_kw", "peak site [kW]", "{:.1f}"),
-    ("phase_unbalance_max_a", "unbalance [A]", "{:.1f}"),
-    ("switch_ons_per_session_mean", "starts/session", "{:.2f}"),
-    ("sim_wall_s", "wall [s]", "{:.2f}"),
+    ("energy_served_pct", "served %", "{:.2f}"),
+    ("sessions_fully_served_pct", "full %", "{:.1f}"),
+    ("unmet_energy_kwh", "unmet kWh", "{:.1f}"),
+    ("max_phase_current_a", "max A", "{:.1f}"),
+    ("limit_violation_steps", "over", "{}"),
+    ("peak_site_kw", "peak kW", "{:.1f}"),
+    ("switch_ons_per_session_mean", "starts", "{:.2f}"),
 ]
 
 
@@ -50,16 +48,17 @@ def _progress(quiet: bool) -> Progress:
 
 
 def _summary_table(kpis_list: list[dict]) -> Table:
-    t = Table(title="evflex simulation", title_justify="left")
-    for _, header, _ in SUMMARY:
-        t.add_column(header, justify="left" if header == "strategy" else "right")
-    for k in kpis_list:
-        cells = []
-        for key, _, fmt in SUMMARY:
-            text = fmt.format(k[key])
-            if key == "limit_violation_steps" and k[key] > 0:
-                text = f"[bold red]{text}[/]"
-            cells.append(text)
+    limit = kpis_list[0]["grid_limit_a"] if kpis_list else 0.0
+    t = Table(title=f"limit {limit:g} A per phase; over = steps above a limit", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    rows = [[fmt.format(k[key]) for key, _, fmt in SUMMARY] for k in kpis_list]
+    for i, (_, header, _) in enumerate(SUMMARY):
+        width = max([len(header)] + [len(r[i]) for r in rows])
+        t.add_column(header, justify="left" if i == 0 else "right", no_wrap=True, min_width=width)
+    over = [key for key, _, _ in SUMMARY].index("limit_violation_steps")
+    for k, cells in zip(kpis_list, rows):
+        if k["limit_violation_steps"] > 0:
+            cells[over] = f"[bold red]{cells[over]}[/]"
         t.add_row(*cells)
     return t
 
@@ -107,7 +106,9 @@ def simulate(
         _write_atomic(out, write_all)
     out_console.print(_summary_table([r.kpis for r in results]))
     where = out / "report.html" if report else out
-    out_console.print(f"sessions: {len(sc.sessions)} ({sc.sessions_source}); results in {where}")
+    wall = sum(r.kpis["sim_wall_s"] for r in results)
+    out_console.print(f"sessions: {len(sc.sessions)} ({sc.sessions_source}); simulated in {wall:.1f} s; "
+                      f"results in {where}")
 
 
 def _strategies(strategy: str | None, scenario: Path) -> list[str] | None:
@@ -273,14 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("aborted\n")
         return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):  # the CLI framework's own usage errors
+            show()
+            return code
         if os.environ.get("EVFLEX_DEBUG"):
             raise
         sys.stderr.write(f"evflex: internal error: {type(exc).__name__}: {exc} "

@@ -169,7 +169,7 @@ def _parse_record(item: Any, index: int, source: str, problems: list[Problem]) -
     """Check one record; append its problems and return None if it has any."""
     where = f"_items[{index}]"
     if not isinstance(item, dict):
-        problems.append(problem(source, "must be a JSON object (a session record)", field=where))
+        problems.append(problem(source, "must be a JSON object (a session record)", field=where, value=item))
         return None
     before = len(problems)
     for name in REQUIRED_FIELDS:

@@ -52,3 +52,24 @@ def taper_limit_a(soc: np.ndarray, max_a: np.ndarray, taper_soc: float) -> np.nd
     battery model) means no taper."""
     frac = np.minimum(np.maximum((1.0 - soc) * (1.0 / (1.0 - taper_soc)), 0.0), 1.0)
     return np.where(np.isnan(soc), max_a, max_a * frac)
+
+
+def deliverable_energy_kwh(duration_s, power_kw, battery_kwh, soc_arrival, efficiency, taper_soc: float):
+    """Most energy, at the meter, an EV takes in ``duration_s`` charging flat out [kWh].
+
+    Constant power ``power_kw`` until ``taper_soc``, then the linear CC-CV taper of
+    :func:`taper_limit_a`, integrated exactly: in the taper the state of charge approaches
+    1 exponentially, ``1 - soc(t) = (1 - soc_k) exp(-t P eta / ((1 - taper_soc) B))``.
+    Where the battery is unknown (NaN) the answer is ``power_kw * duration``.
+    """
+    h = np.asarray(duration_s, dtype=float) / 3600.0
+    p, b = np.asarray(power_kw, dtype=float), np.asarray(battery_kwh, dtype=float)
+    s0, eta = np.asarray(soc_arrival, dtype=float), np.asarray(efficiency, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_cc = np.clip((taper_soc - s0) * b / (p * eta), 0.0, None)
+        cc_h = np.minimum(h, t_cc)
+        s_k = np.maximum(s0, np.minimum(taper_soc, s0 + cc_h * p * eta / b))
+        tau = np.maximum(h - t_cc, 0.0)
+        s_end = 1.0 - (1.0 - s_k) * np.exp(-tau * p * eta / ((1.0 - taper_soc) * b))
+        e = p * cc_h + np.where(tau > 0, (s_end - s_k) * b / eta, 0.0)
+    return np.where(np.isnan(b) | np.isnan(s0), p * h, e)

@@ -1,0 +1,28 @@
+# Two commands on a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+## demo: the DTU Risoe reference case, every strategy, report in out/demo/report.html
+demo: $(STAMP)
+	$(BIN)/evflex simulate examples/dtu_risoe.toml --strategy all --out out/demo
+
+## test: the whole suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## bench: performance figures (see README, Performance)
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) out build src/*.egg-info .pytest_cache .hypothesis

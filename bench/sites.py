@@ -18,9 +18,12 @@ from evflex.sim.scenario import Scenario, SimulationConfig
 TZ = ZoneInfo("Europe/Amsterdam")
 
 
-def large_site(n_connectors: int, n_feeders: int, seed: int = 0) -> Site:
+def large_site(n_connectors: int, n_feeders: int, seed: int = 0, feeder_a_per_charger: float = 8.0,
+               connection_a_per_connector: float = 4.0) -> Site:
     """Dual-socket chargers, a third single-phase, rotated phases, on ``n_feeders``
-    three-phase sub-feeders each limited well below its chargers' sum."""
+    three-phase sub-feeders each limited well below its chargers' sum (32 A a phase for a
+    dual 3-phase charger at full power; ``feeder_a_per_charger`` allowed), behind a
+    connection of ``connection_a_per_connector`` per connector and phase."""
     rng = np.random.default_rng(seed)
     n_ch = n_connectors // 2
     chargers = []
@@ -30,11 +33,10 @@ def large_site(n_connectors: int, n_feeders: int, seed: int = 0) -> Site:
         chargers.append(Charger(f"C{i + 1}", connectors=2, phases=1 if one else 3, phase_rotation=rot,
                                 max_current_a=32.0 if one else 16.0))
     groups = np.array_split(np.arange(n_ch), n_feeders)
-    feeders = tuple(Feeder(f"F{k + 1}", limit_a=float(8 * len(g)), chargers=tuple(chargers[i].id for i in g))
-                    for k, g in enumerate(groups))
-    # the connection at a quarter of the 16 A x connectors/3 that could flow on a phase
-    limit = 0.25 * 16.0 * n_connectors / 3 * 3
-    return Site(f"large-{n_connectors}", 230.0, limit, tuple(chargers), feeders)
+    feeders = tuple(Feeder(f"F{k + 1}", limit_a=feeder_a_per_charger * len(g),
+                           chargers=tuple(chargers[i].id for i in g)) for k, g in enumerate(groups))
+    return Site(f"large-{n_connectors}", 230.0, connection_a_per_connector * n_connectors, tuple(chargers),
+                feeders)
 
 
 def allocation_snapshots(n_connectors: int, n_feeders: int, steps: int, seed: int
@@ -64,8 +66,9 @@ def allocation_snapshots(n_connectors: int, n_feeders: int, steps: int, seed: in
 
 
 def large_site_scenario(n_connectors: int, n_feeders: int, days: int, seed: int) -> Scenario:
-    """A large mixed site: public behaviour on every connector."""
-    site = large_site(n_connectors, n_feeders, seed)
+    """A large, congested public site: public behaviour on every connector, sub-feeders at
+    4 A a phase per dual charger, the connection at 1 A a phase per connector."""
+    site = large_site(n_connectors, n_feeders, seed, feeder_a_per_charger=4.0, connection_a_per_connector=1.0)
     topo = compile_topology(site)
     start = datetime(2026, 3, 2, tzinfo=TZ)
     df = generate_sessions("public", list(topo.connector_ids), start, days, seed,

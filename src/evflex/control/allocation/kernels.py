@@ -12,6 +12,9 @@ import numpy as np
 
 from evflex.units import CURRENT_TOL_A
 
+#: Problems with at most this many (connector, row) pairs take the plain sequential path.
+SMALL_PROBLEM = 512
+
 
 def admit(M: np.ndarray, need_a: np.ndarray, cap_a: np.ndarray, order: np.ndarray,
           tol: float = CURRENT_TOL_A) -> np.ndarray:
@@ -28,11 +31,19 @@ def admit(M: np.ndarray, need_a: np.ndarray, cap_a: np.ndarray, order: np.ndarra
     admitted = np.zeros(len(need_a), dtype=bool)
     residual = np.array(cap_a, dtype=np.float64)
     cand = np.asarray(order, dtype=np.int64)
+    if not cand.size:
+        return admitted
+    Mc = M.take(cand, axis=1)
+    load = Mc * need_a.take(cand)
+    # rows that hold everyone's minimum play no part
+    live = load.sum(axis=1) > residual + tol
+    if not live.any():
+        admitted[cand] = True
+        return admitted
+    load, residual = load[live], residual[live]
     add = np.add.accumulate
     while cand.size:
-        Mc = M.take(cand, axis=1)
-        touch = Mc > 0
-        load = Mc * need_a.take(cand)
+        touch = load > 0
         lim = (residual + tol)[:, None]
         bad = touch & (load > lim)
         if bad.any():
@@ -47,45 +58,106 @@ def admit(M: np.ndarray, need_a: np.ndarray, cap_a: np.ndarray, order: np.ndarra
             break
         # j >= 1: the first candidate fits on its own
         admitted[cand[:j]] = True
-        residual -= load[:, :j].sum(axis=1)
-        cand = cand[j + 1:]
+        residual = residual - load[:, :j].sum(axis=1)
+        cand, load = cand[j + 1:], load[:, j + 1:]
     return admitted
 
 
 def greedy_fill(M: np.ndarray, start_a: np.ndarray, extra_a: np.ndarray, cap_a: np.ndarray,
                 order: np.ndarray, tol: float = CURRENT_TOL_A) -> np.ndarray:
     """Priority fill: from a feasible ``start_a``, give each connector in ``order`` as much of
-    its ``extra_a`` as still fits (EDF, LLF). Passes <= number of rows that saturate.
+    its ``extra_a`` as still fits every row it loads, given those before it (EDF, LLF).
+
+    Exactly the sequential greedy, computed in passes. A pass takes the cumulative load of
+    every row along the order (everyone at full extra) and walks the rows' first overflows
+    in order of position: the connector there gets what is left, rows it fills block their
+    later members. An overflow is handled in the same pass as long as nothing handled
+    before it in the pass touched its rows; otherwise that row's members from there on wait
+    for the next pass (loads of touched rows are overestimates: still safe for the
+    connectors in between, no longer exact). The first overflow of a pass is always
+    handled, so passes end; rows that share only a connection row (sub-feeders) saturate
+    together, in a few passes instead of one pass each.
     """
     x = np.array(start_a, dtype=np.float64)
     residual = np.asarray(cap_a, dtype=np.float64) - M @ x
     cand = np.asarray(order, dtype=np.int64)
     cand = cand[extra_a.take(cand) > tol]
-    add = np.add.accumulate
-    while cand.size:
-        saturated = residual <= tol
-        if saturated.any():
-            blocked = (M[saturated].take(cand, axis=1) > 0).any(axis=0)
-            if blocked.any():
-                cand = cand[~blocked]
-                if not cand.size:
-                    break
-        Mc = M.take(cand, axis=1)
-        ex = extra_a.take(cand)
-        touch = Mc > 0
-        cum = add(Mc * ex, axis=1)
-        over = (touch & (cum > (residual + tol)[:, None])).any(axis=0)
-        j = over.argmax()
-        if not over[j]:
-            x[cand] += ex
+    if not cand.size:
+        return x
+    if cand.size * M.shape[0] <= SMALL_PROBLEM:
+        return _greedy_sequential(M, x, extra_a, residual, cand)
+    Mc = M.take(cand, axis=1)
+    give = extra_a.take(cand).astype(np.float64)
+    touch = Mc > 0
+    live = touch.any(axis=1) & ((Mc @ give) > residual + tol)  # rows that cannot overflow play no part
+    Mc, residual, touch = Mc[live], residual[live], touch[live]
+    while residual.size and len(give):
+        cum = np.add.accumulate(Mc * give, axis=1)
+        lim = residual + tol
+        has = cum[:, -1] > lim
+        if not has.any():
             break
-        x[cand[:j]] += ex[:j]
-        avail = residual - cum[:, j - 1] if j else residual.copy()
-        tj = touch[:, j]
-        part = min(max((avail[tj] / Mc[tj, j]).min(), 0.0), ex[j])
-        x[cand[j]] += part
-        residual = avail - Mc[:, j] * part
-        cand = cand[j + 1:]
+        rows = np.flatnonzero(has)
+        # loads only grow along the order, so a row first overflows where it first passes
+        # its limit, necessarily at a connector that loads it
+        first = (cum[rows] > lim[rows, None]).argmax(axis=1)
+        srt = np.argsort(first, kind="stable")
+        rows, first = rows[srt], first[srt]
+        settled = int(first[0]) + 1  # the first overflow of a pass is always exact
+        changed = np.zeros(len(give), dtype=bool)  # given less, or not known yet, this pass
+        for r, p in zip(rows.tolist(), first.tolist()):
+            if changed[: p + 1][touch[r, : p + 1]].any():
+                changed[p:] |= touch[r, p:]  # stale: its members from here wait for the next pass
+                continue
+            rc = np.flatnonzero(touch[:, p])
+            room = residual[rc] - (cum[rc, p - 1] if p else 0.0)
+            k = int(np.argmin(room / Mc[rc, p]))
+            ra = rc[k]
+            if ra != r and changed[: p + 1][touch[ra, : p + 1]].any():
+                changed[p:] |= touch[r, p:] | touch[ra, p:]  # bound by a stale row: next pass
+                continue
+            part = min(max(float(room[k] / Mc[ra, p]), 0.0), float(give[p]))
+            exact = ~(changed[:p] & touch[rc, :p]).any(axis=1)
+            give[p] = part
+            changed[p] = True
+            full = rc[exact & (room - Mc[rc, p] * part <= tol)]
+            if full.size:  # full rows block their later members
+                blocked = touch[full].any(axis=0)
+                blocked[: p + 1] = False
+                give[blocked] = 0.0
+                changed |= blocked
+        # settle the prefix: its load leaves the rows, its columns leave the matrices
+        x[cand[:settled]] += give[:settled]
+        residual = residual - Mc[:, :settled] @ give[:settled]
+        cand, give, Mc, touch = cand[settled:], give[settled:], Mc[:, settled:], touch[:, settled:]
+        keep = (residual > tol) & ((Mc @ give) > residual + tol)  # rows that can still bind
+        if not keep.all():
+            full = ~keep & (residual <= tol)
+            if full.any():  # a full row blocks its remaining members
+                give[touch[full].any(axis=0)] = 0.0
+            Mc, touch, residual = Mc[keep], touch[keep], residual[keep]
+    x[cand] += give
+    return x
+
+
+def _greedy_sequential(M: np.ndarray, x: np.ndarray, extra_a: np.ndarray, residual: np.ndarray,
+                       order: np.ndarray) -> np.ndarray:
+    """The greedy one connector at a time, in plain Python: fastest for small problems."""
+    cols = M.T.tolist()
+    res = residual.tolist()
+    ex = extra_a.tolist()
+    rows = range(len(res))
+    for c in order.tolist():
+        col, g = cols[c], ex[c]
+        for r in rows:
+            a = col[r]
+            if a > 0.0 and res[r] < a * g:
+                g = max(res[r] / a, 0.0)
+        if g > 0.0:
+            for r in rows:
+                if col[r] > 0.0:
+                    res[r] -= col[r] * g
+            x[c] += g
     return x
 
 
@@ -102,23 +174,25 @@ def _max_level(M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, roo
     bp = np.concatenate([lo / w, hi / w])
     dslope_w = np.concatenate([w, -w])
     col = np.concatenate([np.arange(k), np.arange(k)])
-    srt = np.argsort(bp, kind="stable")
+    srt = bp.argsort(kind="stable")
     bp, dslope_w, col = bp[srt], dslope_w[srt], col[srt]
-    slope = np.cumsum(M[:, col] * dslope_w, axis=1)  # slope right after each breakpoint
+    add = np.add.accumulate
+    slope = add(M.take(col, axis=1) * dslope_w, axis=1)  # slope right after each breakpoint
     g = np.empty_like(slope)
     g[:, 0] = M @ lo
     if bp.size > 1:
-        g[:, 1:] = g[:, :1] + np.cumsum(slope[:, :-1] * np.diff(bp), axis=1)
-    over = np.any(g > room[:, None] + tol, axis=0)
-    if not over.any():
+        g[:, 1:] = g[:, :1] + add(slope[:, :-1] * np.diff(bp), axis=1)
+    over = (g > (room + tol)[:, None]).any(axis=0)
+    j = int(over.argmax())
+    if not over[j]:
         return np.inf, np.zeros(len(room), dtype=bool)
-    j = int(np.argmax(over))
     if j == 0:  # infeasible already at the lower bounds: stay there
         return float(bp[0]), g[:, 0] > room - tol
     s = slope[:, j - 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        level_r = np.where(s > tol, bp[j - 1] + (room - g[:, j - 1]) / s, np.inf)
-    level = float(np.clip(np.min(level_r), bp[j - 1], bp[j]))
+    rising = s > tol
+    level_r = np.full(len(room), np.inf)
+    level_r[rising] = bp[j - 1] + (room[rising] - g[rising, j - 1]) / s[rising]
+    level = min(max(float(level_r.min()), float(bp[j - 1])), float(bp[j]))
     binding = level_r <= level + max(tol, 1e-12 * abs(level))
     return level, binding
 
@@ -138,7 +212,8 @@ def weighted_fill(M: np.ndarray, lo_a: np.ndarray, hi_a: np.ndarray, cap_a: np.n
     room = np.asarray(cap_a, dtype=np.float64) - M @ x + M[:, free] @ x[free]
     while free.size:
         Mf = M[:, free]
-        rows = (Mf > 0).any(axis=1)  # rows the free connectors load; the others cannot bind
+        # rows the free connectors load and could fill; the others cannot bind
+        rows = (Mf > 0).any(axis=1) & (Mf @ hi_a[free] > room + tol)
         Mr = Mf[rows]
         level, binding = _max_level(Mr, w[free], lo_a[free], hi_a[free], room[rows], tol)
         if not np.isfinite(level):

@@ -25,6 +25,7 @@ def sites(draw):
             f"C{i + 1}", connectors=draw(st.integers(1, 2)), phases=phases, phase_rotation=rot,
             max_current_a=draw(st.sampled_from([16.0, 32.0])), modulation=draw(st.sampled_from([True, True, False])),
             max_total_current_a=draw(st.sampled_from([None, None, 24.0])),
+            phase_switching=draw(st.booleans()),
             setpoint_resolution_a=draw(st.sampled_from([0.1, 1.0]))))
     feeders = ()
     if n_ch > 1 and draw(st.booleans()):
@@ -57,6 +58,7 @@ def test_invariants_over_a_random_sequence_of_snapshots(scene):
     plugged = rng.random(n) < 0.8
     remaining = rng.uniform(0, 40, n)
     sp = np.zeros(n)
+    mode = topo.charger_phases.copy()
     t = 1.7e9
     for step in range(12):
         if step and rng.random() < 0.3:  # someone leaves, someone arrives
@@ -64,7 +66,7 @@ def test_invariants_over_a_random_sequence_of_snapshots(scene):
             plugged[c] = not plugged[c]
             key[c] += n
             ev_phases[c], ev_max[c], remaining[c] = rng.choice([1, 2, 3]), rng.choice([10.0, 16.0, 32.0]), 20.0
-        inc = truth_incidence(topo, ev_phases)
+        inc = topo.incidence(np.minimum(ev_phases, mode))
         drawn = np.minimum(np.minimum(sp, ev_max), 1e9) * plugged
         base = rng.uniform(-10, 40, 3)
         limit = topo.row_limit_a * rng.uniform(0.5, 1.2)
@@ -75,7 +77,9 @@ def test_invariants_over_a_random_sequence_of_snapshots(scene):
             ev_max_current_a=np.where(known, ev_max, np.nan), ev_phases=np.where(known, ev_phases, 0),
             measured_current_a=inc * drawn[:, None], base_load_a=base, row_limit_a=limit)
         out = ctrl.step(snap)
-        sp = out.current_a
+        sp, mode = out.current_a, out.phases
+        assert np.all((mode == topo.charger_phases) | ((mode == 1) & topo.phase_switching))
+        inc = topo.incidence(np.minimum(ev_phases, mode))
         # 1. each connector at 0 or within [min, min(charger, EV) max]
         hi = np.minimum(topo.max_current_a, ev_max) if known else topo.max_current_a
         hi = np.maximum(hi, topo.min_current_a)
@@ -246,3 +250,42 @@ def test_on_off_charger_is_off_or_at_what_the_ev_takes():
         snapshot(topo, ev_max_current_a=np.array([np.nan, 10.0, np.nan]))).current_a
     # 16 + 10 fit under 40 A, a third 16 A does not: it waits
     assert sorted(sp.tolist()) == [0.0, 10.0, 16.0]
+
+
+def test_phase_switching_uses_room_left_on_single_phases():
+    # the building loads L1 with 10 A of a 16 A limit: on three phases only one EV fits
+    # (6 A on L1); switched to one phase, EVs whose L1 is wired to grid L2 or L3 fit too
+    def run(switching):
+        site = Site("s", 230.0, 16.0, tuple(Charger(f"C{i + 1}", phase_switching=switching,
+                                                    phase_rotation=((i % 3, (i + 1) % 3, (i + 2) % 3)))
+                                            for i in range(6)))
+        topo = compile_topology(site)
+        out = make_controller(topo, "edf").step(snapshot(topo, remaining=30.0, base=(10.0, 0.0, 0.0)))
+        inc = topo.incidence(out.phases)
+        assert np.all(inc.T @ out.current_a <= np.array([6.0, 16.0, 16.0]) + 1e-9)
+        return topo, out
+    _, plain = run(False)
+    topo, switched = run(True)
+    assert (plain.current_a > 0).sum() == 1 and np.all(plain.phases == 3)
+    on = switched.current_a > 0
+    assert on.sum() == 3 and np.all(switched.current_a[on] >= 6.0)
+    one = switched.phases == 1
+    assert np.array_equal(one, on & (switched.current_a > 0) & (topo.phase_map[:, 0] != 0))  # only those that fit
+    assert set(topo.phase_map[one, 0].tolist()) == {1, 2}
+
+
+def test_switched_connectors_go_back_to_three_phases_when_room_returns():
+    site = Site("s", 230.0, 16.0, tuple(Charger(f"C{i + 1}", phase_switching=True,
+                                                phase_rotation=((i % 3, (i + 1) % 3, (i + 2) % 3)))
+                                        for i in range(6)))
+    topo = compile_topology(site)
+    ctrl = make_controller(topo, "equal", ControllerParams(min_on_s=600.0))
+    t = 1.7e9
+    out = ctrl.step(snapshot(topo, t=t, base=(10.0, 0.0, 0.0)))
+    assert (out.phases == 1).any()
+    lim = topo.row_limit_a.copy()
+    lim[:3] = 200.0
+    held = ctrl.step(snapshot(topo, t=t + 300, row_limit_a=lim))
+    assert np.array_equal(held.phases, out.phases)  # within min_on_s: no switch back yet
+    back = ctrl.step(snapshot(topo, t=t + 660, row_limit_a=lim))
+    assert np.all(back.phases == 3)

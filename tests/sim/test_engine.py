@@ -31,6 +31,7 @@ def scenarios(draw):
             phase_rotation=tuple(draw(st.permutations([0, 1, 2])))[:phases],
             max_current_a=draw(st.sampled_from([16.0, 32.0])), modulation=draw(st.sampled_from([True, True, False])),
             max_total_current_a=draw(st.sampled_from([None, None, 40.0])),
+            phase_switching=draw(st.booleans()),
             setpoint_resolution_a=draw(st.sampled_from([0.1, 1.0]))))
     feeders = ()
     if n_ch > 1 and draw(st.booleans()):
@@ -94,7 +95,9 @@ def independent_check(res):
             c = S.connector[j]
             p = S.phases[j] if S.phases[j] > 0 else topo.charger_phases[c]
             p = min(p, topo.charger_phases[c])
-            inc[c, topo.phase_map[c, :p]] = 1.0
+            used = int(rec.drawn[k, c])  # the phases the controller let the EV use
+            assert used == p or (used == 1 and topo.phase_switching[c]), (k, c, used, p)
+            inc[c, topo.phase_map[c, :used]] = 1.0
             if sc.simulation.ev_limits_known and not np.isnan(S.max_power_kw[j]):
                 evmax[c] = S.max_power_kw[j] * 1000 / (V * (S.phases[j] or p))
         sp = rec.setpoint_a[k].astype(float)

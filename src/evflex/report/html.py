@@ -71,6 +71,7 @@ KPI_LABELS: dict[str, tuple[str, int]] = {
     "ev_energy_by_phase_kwh": ("EV energy L1 / L2 / L3 [kWh]", 1),
     "switch_ons_per_session_mean": ("Switch-ons per session, mean", 2),
     "switch_ons_per_session_max": ("Switch-ons per session, max", 0),
+    "phase_switches": ("Phase switches (3-to-1 and back)", 0),
     "wait_to_first_charge_max_min": ("Max wait to first charge [min]", 1),
     "sessions_never_charged": ("Sessions never charged", 0),
     "active_steps": ("Steps the controller ran", 0),

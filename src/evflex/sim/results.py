@@ -73,6 +73,7 @@ class Derived:
     row_cmd_a: np.ndarray  # (N, m) set-points through the physical incidence
     ev_phase_avg_a: np.ndarray  # (N, 3) average EV current per phase
     starts: np.ndarray  # (sessions,) switch-ons per session
+    phase_switches: np.ndarray  # (sessions,) changes of the number of phases used
     first_s: np.ndarray  # (sessions,) first step with current [POSIX s]
     bad_setpoints: int
     bad_setpoint_example: str
@@ -138,8 +139,12 @@ def derive(rec: RunRecord, topo: Topology) -> Derived:
     on = sp > 0
     rising = on & ~(np.vstack([np.zeros((1, n), dtype=bool), on[:-1]]) & same)
     starts = np.bincount(session_at[rising], minlength=len(S)) if len(S) else np.zeros(0, dtype=np.int64)
+    d = rec.drawn
+    switch = np.zeros((N, n), dtype=bool)
+    switch[1:] = same[1:] & (d[1:] > 0) & (d[:-1] > 0) & (d[1:] != d[:-1])
+    phase_switches = np.bincount(session_at[switch], minlength=len(S)) if len(S) else np.zeros(0, dtype=np.int64)
     return Derived(session_at=session_at, row_end_a=rows["end"], row_start_a=rows["start"], row_cmd_a=rows["cmd"],
-                   ev_phase_avg_a=ev_phase_avg, starts=starts, first_s=first_s, bad_setpoints=int(bad.any(axis=1).sum()),
+                   ev_phase_avg_a=ev_phase_avg, starts=starts, phase_switches=phase_switches, first_s=first_s, bad_setpoints=int(bad.any(axis=1).sum()),
                    bad_setpoint_example=example)
 
 
@@ -254,6 +259,7 @@ class SimulationResult:
             "finish": ts(s["finish_s"]),
             "wait_min": wait_min,
             "starts": self.derived.starts,
+            "phase_switches": self.derived.phase_switches,
         })
 
     # ------------------------------------------------------------ KPIs
@@ -307,6 +313,7 @@ class SimulationResult:
             "ev_energy_by_phase_kwh": [float(x) for x in d.ev_phase_avg_a.sum(axis=0) * V * dt / J_PER_KWH],
             "switch_ons_per_session_mean": float(d.starts.mean()) if ns else 0.0,
             "switch_ons_per_session_max": int(d.starts.max()) if ns else 0,
+            "phase_switches": int(d.phase_switches.sum()),
             "wait_to_first_charge_max_min": float(np.nanmax(first_wait)) if np.isfinite(first_wait).any() else 0.0,
             "sessions_never_charged": int(np.sum(got <= 0)),
             "active_steps": int(r.active.sum()),

@@ -10,6 +10,8 @@ Each step it
    EVs switched on less than ``min_on_s`` ago keep their place (no contactor cycling),
    EVs kept waiting for ``starvation_s`` or more come next (nobody starves), then the
    strategy's own order;
+   an EV left out on three phases whose charger can switch to one phase gets a second
+   chance there (6 A on one phase instead of three), for at least ``min_on_s``;
 3. shares the remaining capacity among the admitted EVs by the strategy's rule;
 4. rounds each set-point down to the charger's resolution.
 """
@@ -92,6 +94,9 @@ class AllocationController:
         self._n_learned = 0
         self._learned_phases = np.zeros(n, dtype=np.int64)
         self._mode_phases = self.topology.charger_phases.copy()
+        self._mode_since = np.full(n, -np.inf)
+        self._switchable = self.topology.phase_switching & (self.topology.charger_phases > 1)
+        self._any_switchable = bool(self._switchable.any())
         self._ev_phases_seen = np.zeros(n, dtype=np.int64)
         self._drawn = self._mode_phases.copy()
         self._M_key: bytes | None = None
@@ -108,6 +113,7 @@ class AllocationController:
         self._learned_at[new] = np.nan
         self._learned_phases[new] = 0
         self._mode_phases[new] = self.topology.charger_phases[new]
+        self._mode_since[new] = -np.inf
 
     def _learn(self, snap: SiteSnapshot) -> bool:
         """Learn EV limits from meter readings against settled set-points. Returns whether
@@ -129,7 +135,8 @@ class AllocationController:
             self._learned_max[limited] = drawn[limited] + 0.5 * self._learn_thr[limited]
             self._learned_at[limited] = t
             self._n_learned = int(np.count_nonzero(~np.isnan(self._learned_at)))
-        clear = steady & (drawn >= 2.0) & (snap.ev_phases <= 0) & (self._learned_phases == 0)
+        clear = steady & (drawn >= 2.0) & (snap.ev_phases <= 0) & (self._learned_phases == 0) & \
+            (self._mode_phases == self.topology.charger_phases)
         if np.count_nonzero(clear):
             on = meas[clear] > np.maximum(0.5, 0.25 * drawn[clear])[:, None]
             self._learned_phases[clear] = on.sum(axis=1)
@@ -144,6 +151,12 @@ class AllocationController:
         if refresh:
             self._new_sessions(snap, new)
         refresh |= self._learn(snap)
+        if self._any_switchable:  # switched connectors try their full phases again once unlocked
+            back = (self._mode_phases < topo.charger_phases) & \
+                ((snap.time_s - self._mode_since) >= p.min_on_s)
+            if np.count_nonzero(back):
+                self._set_mode(back, topo.charger_phases, snap.time_s)
+                refresh = True
         if refresh or np.count_nonzero(snap.ev_phases != self._ev_phases_seen):
             self._ev_phases_seen = snap.ev_phases.copy()
             ev_ph = np.where(snap.ev_phases > 0, snap.ev_phases, self._learned_phases)
@@ -168,13 +181,23 @@ class AllocationController:
             if self.strategy is Strategy.UNCONTROLLED:  # a dumb charger offers its rating
                 x = np.maximum(topo.max_current_a[act], lb[act])
             else:
-                x = self._allocate(snap, act, lb[act], ub[act], drawn, remaining)
+                x, one = self._allocate(snap, act, lb[act], ub[act], drawn, remaining)
+                if one is not None:  # switched to one phase to fit
+                    self._set_mode(act[one], 1, snap.time_s)
+                    self._drawn[act[one]] = 1
                 res = topo.resolution_a[act]
                 q = np.floor(x / res + 1e-9) * res
                 x = np.where(topo.modulation[act] & (x > 0), np.maximum(q, np.minimum(lb[act], x)), x)
             current[act] = x
         self._remember(snap.time_s, current)
         return Setpoints(current_a=current, phases=self._mode_phases.copy())
+
+    def _set_mode(self, where, phases, t: float) -> None:
+        mode = self._mode_phases.copy()
+        mode[where] = phases if np.isscalar(phases) else np.asarray(phases)[where]
+        changed = mode != self._mode_phases
+        self._mode_since[changed] = t
+        self._mode_phases = mode
 
     def _matrix(self, drawn: np.ndarray) -> np.ndarray:
         key = drawn.tobytes()
@@ -188,7 +211,7 @@ class AllocationController:
         M = self._matrix(drawn)[:, act]
         cap = snap.row_limit_a - (snap.base_load_a[self._row_phase] + p.margin_a) * self._base_rows
         if np.count_nonzero(M @ hi > cap + CURRENT_TOL_A) == 0:
-            return hi  # uncongested: everyone gets all they can take
+            return hi, None  # uncongested: everyone gets all they can take
 
         # ---- strategy keys (lower = first)
         s = self.strategy
@@ -217,11 +240,14 @@ class AllocationController:
         rank = np.where(locked, 0, np.where(starving, 1, 2))
         order = np.lexsort((np.where(starving, -waiting, key), rank))
         admitted = admit(M, lo, cap, order)
+        one = None
+        if self._any_switchable:
+            M, admitted, one = self._admit_one_phase(M, lo, cap, order, admitted, act, drawn)
 
         x = np.zeros(len(act))
         idx = admitted.nonzero()[0]
         if not idx.size:
-            return x
+            return x, one
         Ma, lo_a, hi_a = M[:, idx], lo[idx], hi[idx]
         if s is Strategy.EDF or s is Strategy.LLF:
             x[idx] = greedy_fill(Ma, lo_a, hi_a - lo_a, cap, np.argsort(key[idx], kind="stable"))
@@ -229,7 +255,26 @@ class AllocationController:
             x[idx] = weighted_fill(Ma, lo_a, hi_a, cap, rem[idx] / drawn[act][idx])
         else:
             x[idx] = weighted_fill(Ma, lo_a, hi_a, cap, np.ones(idx.size))
-        return x
+        return x, one
+
+    def _admit_one_phase(self, M, lo, cap, order, admitted, act, drawn):
+        """Second chance for EVs left out on several phases whose charger can switch to one:
+        6 A on one phase fits where 6 A on three did not."""
+        topo = self.topology
+        cand = ~admitted & self._switchable[act] & (drawn[act] > 1)
+        if not cand.any():
+            return M, admitted, None
+        c = act[cand]
+        M1 = M.copy()
+        M1[:, cand] = topo.row_members[:, c] & (topo.row_phase[:, None] == topo.phase_map[c, 0][None, :])
+        rest = cap - M @ (lo * admitted)
+        in_order = order[cand[order]]
+        second = admit(M1, lo, rest, in_order)
+        if not second.any():
+            return M, admitted, None
+        M2 = M.copy()
+        M2[:, second] = M1[:, second]
+        return M2, admitted | second, second
 
     def _remember(self, t: float, current: np.ndarray) -> None:
         on = current > 0

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -44,6 +45,6 @@ def test_increases_wait_for_decreases():
 
 
 def test_taper():
-    soc = np.array([np.nan, 0.5, 0.8, 0.9, 1.0])
-    lim = taper_limit_a(soc, np.full(5, 16.0), 0.8)
-    assert lim.tolist() == [16.0, 16.0, 16.0, 8.0, 0.0]
+    soc = np.array([np.nan, -np.inf, 0.5, 0.8, 0.9, 1.0])
+    lim = taper_limit_a(soc, np.full(6, 16.0), 0.8)
+    assert lim.tolist() == pytest.approx([16.0, 16.0, 16.0, 16.0, 8.0, 0.0])

@@ -26,6 +26,13 @@ from evflex.units import CURRENT_TOL_A, ENERGY_TOL_KWH, J_PER_KWH, N_PHASES
 ProgressFn = Callable[[int, int], None]
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only copy: snapshots share it between steps, no controller may change it."""
+    c = a.copy()
+    c.flags.writeable = False
+    return c
+
+
 def site_series(scenario: Scenario, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Building load (N, 3) [A], PV (N,) [kW] and connection limit (N,) [A] on the step grid."""
     n = len(times_s)
@@ -113,8 +120,11 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     sess = np.full(n, -1, dtype=np.int64)
     plugged = np.zeros(n, dtype=bool)
     remaining = np.zeros(n)
-    soc = np.full(n, np.nan)
-    battery = np.full(n, np.nan)
+    # physics state; an unknown battery is infinite at state of charge -inf: never tapered
+    soc0 = np.where(np.isnan(S.battery_kwh) | np.isnan(S.soc_arrival), -np.inf, S.soc_arrival)
+    battery_s = np.where(np.isnan(S.battery_kwh) | np.isnan(S.soc_arrival), np.inf, S.battery_kwh)
+    soc = np.full(n, -np.inf)
+    battery = np.full(n, np.inf)
     eff = np.ones(n)
     evmax = np.zeros(n)
     offset = np.zeros(n)
@@ -129,7 +139,6 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     has_battery = False
 
     rec = RunRecord.allocate(N, n, times, base, building, pv_kw, limit)
-    taper_soc = cfg.taper_soc
     min_a = topo.min_current_a - CURRENT_TOL_A
     delay, ramp, = topo.activation_delay_s, np.maximum(topo.ramp_a_per_s, 1e-9)
     a_order = np.argsort(arr_step, kind="stable")
@@ -138,6 +147,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     k = 0
     last_report = 0
     inc_key, inc = None, np.zeros((n, N_PHASES))
+    events, fixed = True, ()
     while k < N:
         while idp < ns and dep_step[d_order[idp]] <= k:
             j = d_order[idp]
@@ -146,6 +156,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
             if sess[c] == j:
                 delivered[j] = request[j] - remaining[c]
                 sess[c], plugged[c], remaining[c], i_end[c] = -1, False, 0.0, 0.0
+                events = True
         while ia < ns and arr_step[a_order[ia]] <= k:
             j = a_order[ia]
             ia += 1
@@ -153,11 +164,12 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
                 continue  # present for less than one step
             c = S.connector[j]
             sess[c], plugged[c], remaining[c], i_end[c] = j, True, request[j], 0.0
-            soc[c], battery[c], eff[c] = S.soc_arrival[j], S.battery_kwh[j], S.efficiency[j]
-            has_battery = has_battery or not np.isnan(battery[c])
+            soc[c], battery[c], eff[c] = soc0[j], battery_s[j], S.efficiency[j]
+            has_battery = has_battery or battery_s[j] < np.inf
             evmax[c], ph[c], offset[c] = ev_max_phys[j], phys_phases[j], offset_a[j]
             arrival[c], departure[c] = S.arrival_s[j], S.departure_s[j]
             known_max[c], known_ph[c] = known_max_s[j], known_ph_s[j]
+            events = True
         busy = plugged & (remaining > ENERGY_TOL_KWH)
         if not np.count_nonzero(busy):
             i_end[:] = 0.0
@@ -170,12 +182,14 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
             row_limit[conn] = limit[k]
         else:
             row_limit = row_limit_static
+        if events:  # what changes only with arrivals and departures: fresh read-only copies
+            fixed = tuple(_frozen(a) for a in (plugged, sess, arrival, departure, known_max, known_ph))
+            events = False
         snap = SiteSnapshot(
-            time_s=float(times[k]), period_s=dt, plugged=plugged.copy(), session_key=sess.copy(),
-            arrival_s=arrival.copy(), departure_s=departure.copy(),
-            energy_remaining_kwh=np.where(plugged, remaining, np.nan),
-            ev_max_current_a=known_max.copy(), ev_phases=known_ph.copy(),
-            measured_current_a=inc * i_end[:, None], base_load_a=base[k].copy(), row_limit_a=row_limit,
+            time_s=float(times[k]), period_s=dt, plugged=fixed[0], session_key=fixed[1],
+            arrival_s=fixed[2], departure_s=fixed[3], energy_remaining_kwh=np.where(plugged, remaining, np.nan),
+            ev_max_current_a=fixed[4], ev_phases=fixed[5], measured_current_a=inc * i_end[:, None],
+            base_load_a=base[k].copy(), row_limit_a=row_limit,
         )
         sp = ctrl.step(snap)
         sp_a = np.asarray(sp.current_a, dtype=np.float64)
@@ -185,7 +199,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
             inc_key, inc = key, topo.incidence(drawn)
 
         # physics: what the EV takes, how fast it gets there
-        cap_a = taper_limit_a(soc, evmax, taper_soc) if has_battery else evmax
+        cap_a = taper_limit_a(soc, evmax, cfg.taper_soc) if has_battery else evmax
         target = np.where(busy & (sp_a >= min_a), np.maximum(np.minimum(sp_a, cap_a) - offset, 0.0), 0.0)
         avg, end = response(i_end, target, delay, ramp, dt)
         e = avg * drawn * (V * dt / J_PER_KWH)
@@ -202,7 +216,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
             finish_s[sess[done]] = times[k] + dt * (frac[done] if np.ndim(frac) else frac)
             remaining[done] = 0.0
         if has_battery:
-            soc = np.where(np.isnan(battery), soc, soc + e * eff / np.where(np.isnan(battery), 1.0, battery))
+            soc += e * eff / battery
 
         rec.setpoint_a[k] = sp_a
         rec.current_a[k] = avg

@@ -48,10 +48,10 @@ def response(i0_a: np.ndarray, target_a: np.ndarray, delay_s: np.ndarray, ramp_a
 
 
 def taper_limit_a(soc: np.ndarray, max_a: np.ndarray, taper_soc: float) -> np.ndarray:
-    """Current the battery accepts at state of charge ``soc`` (CC-CV) [A]; ``soc`` NaN (no
-    battery model) means no taper."""
-    frac = np.minimum(np.maximum((1.0 - soc) * (1.0 / (1.0 - taper_soc)), 0.0), 1.0)
-    return np.where(np.isnan(soc), max_a, max_a * frac)
+    """Current the battery accepts at state of charge ``soc`` (CC-CV) [A]; ``soc`` NaN or
+    -inf (no battery model) means no taper."""
+    # maximum() keeps NaN and fmin() then drops it: NaN -> 1, and -inf -> inf -> 1
+    return max_a * np.fmin(np.maximum((1.0 - soc) * (1.0 / (1.0 - taper_soc)), 0.0), 1.0)
 
 
 def deliverable_energy_kwh(duration_s, power_kw, battery_kwh, soc_arrival, efficiency, taper_soc: float):

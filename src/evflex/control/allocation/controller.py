@@ -78,6 +78,8 @@ class AllocationController:
         self._any_onoff = bool(self._onoff.any())
         self._base_rows = t.row_base
         self._row_phase = t.row_phase
+        self._inv_res = 1.0 / t.resolution_a
+        self._j_per_a = J_PER_KWH / t.voltage_ln_v  # remaining kWh -> A x s per phase
         self.reset()
 
     # ----------------------------------------------------------------- state
@@ -97,6 +99,7 @@ class AllocationController:
         self._mode_since = np.full(n, -np.inf)
         self._switchable = self.topology.phase_switching & (self.topology.charger_phases > 1)
         self._any_switchable = bool(self._switchable.any())
+        self._phase_unknown = np.zeros(n, dtype=bool)
         self._ev_phases_seen = np.zeros(n, dtype=np.int64)
         self._drawn = self._mode_phases.copy()
         self._M_key: bytes | None = None
@@ -112,6 +115,7 @@ class AllocationController:
         self._learned_max[new] = np.inf
         self._learned_at[new] = np.nan
         self._learned_phases[new] = 0
+        self._phase_unknown[new] = snap.ev_phases[new] <= 0
         self._mode_phases[new] = self.topology.charger_phases[new]
         self._mode_since[new] = -np.inf
 
@@ -125,21 +129,24 @@ class AllocationController:
                 self._learned_max[forget] = np.inf
                 self._learned_at[forget] = np.nan
                 self._n_learned = int(np.count_nonzero(~np.isnan(self._learned_at)))
-        steady = (self._sp > 0) & ((t - self._sp_time) >= self._settle_s) & snap.plugged
+        sp = self._sp  # a connector unplugged since has a new session key and sp 0
+        steady = (sp > 0) & ((t - self._sp_time) >= self._settle_s)
         if not np.count_nonzero(steady):
             return False
         meas = snap.measured_current_a
-        drawn = np.maximum.reduce(meas, axis=1)
-        limited = steady & (drawn < self._sp - self._learn_thr) & np.isnan(snap.ev_max_current_a)
+        drawn = meas.max(axis=1)
+        limited = steady & (drawn < sp - self._learn_thr)
         if np.count_nonzero(limited):
+            limited &= np.isnan(snap.ev_max_current_a)
             self._learned_max[limited] = drawn[limited] + 0.5 * self._learn_thr[limited]
             self._learned_at[limited] = t
             self._n_learned = int(np.count_nonzero(~np.isnan(self._learned_at)))
-        clear = steady & (drawn >= 2.0) & (snap.ev_phases <= 0) & (self._learned_phases == 0) & \
-            (self._mode_phases == self.topology.charger_phases)
+        clear = steady & self._phase_unknown & (drawn >= 2.0)
         if np.count_nonzero(clear):
+            clear &= (snap.ev_phases <= 0) & (self._mode_phases == self.topology.charger_phases)
             on = meas[clear] > np.maximum(0.5, 0.25 * drawn[clear])[:, None]
             self._learned_phases[clear] = on.sum(axis=1)
+            self._phase_unknown[clear] = False
             return True
         return False
 
@@ -165,30 +172,35 @@ class AllocationController:
 
         remaining = snap.energy_remaining_kwh
         wants = snap.plugged & ~(remaining <= ENERGY_TOL_KWH)
-        current = np.zeros(topo.n)
-        act = wants.nonzero()[0]
-        if act.size:
-            lb_mod = topo.min_current_a
-            hw = np.fmin(np.fmin(topo.max_current_a, snap.ev_max_current_a), self._learned_max)
-            finish_a = remaining * (J_PER_KWH / (topo.voltage_ln_v * snap.period_s)) / drawn
-            finish_a[np.isnan(finish_a)] = np.inf
-            ub = np.maximum(np.minimum(hw, np.maximum(finish_a, lb_mod)), lb_mod)
-            if self._any_onoff:  # on/off chargers: all the EV takes, or nothing
-                ub = np.where(self._onoff, np.maximum(hw, lb_mod), ub)
-                lb = np.where(self._onoff, ub, lb_mod)
-            else:
-                lb = lb_mod
-            if self.strategy is Strategy.UNCONTROLLED:  # a dumb charger offers its rating
-                x = np.maximum(topo.max_current_a[act], lb[act])
-            else:
-                x, one = self._allocate(snap, act, lb[act], ub[act], drawn, remaining)
+        if not np.count_nonzero(wants):
+            current = np.zeros(topo.n)
+            self._remember(snap.time_s, current)
+            return Setpoints(current_a=current, phases=self._mode_phases.copy())
+        lb = topo.min_current_a
+        hw = np.fmin(np.fmin(topo.max_current_a, snap.ev_max_current_a), self._learned_max)
+        finish_a = remaining * (self._j_per_a / snap.period_s) / drawn
+        finish_a[np.isnan(finish_a)] = np.inf
+        ub = np.maximum(np.minimum(hw, np.maximum(finish_a, lb)), lb)
+        if self._any_onoff:  # on/off chargers: all the EV takes, or nothing
+            ub = np.where(self._onoff, np.maximum(hw, lb), ub)
+            lb = np.where(self._onoff, ub, lb)
+        if self.strategy is Strategy.UNCONTROLLED:  # a dumb charger offers its rating
+            current = np.where(wants, np.maximum(topo.max_current_a, lb), 0.0)
+        else:
+            current = ub * wants
+            M = self._matrix(drawn)
+            cap = snap.row_limit_a - (snap.base_load_a[self._row_phase] + p.margin_a) * self._base_rows
+            if np.count_nonzero(M @ current > cap + CURRENT_TOL_A):  # congested: share
+                act = wants.nonzero()[0]
+                x, one = self._allocate(snap, act, lb[act], ub[act], drawn, remaining, M[:, act], cap)
+                current = np.zeros(topo.n)
+                current[act] = x
                 if one is not None:  # switched to one phase to fit
                     self._set_mode(act[one], 1, snap.time_s)
                     self._drawn[act[one]] = 1
-                res = topo.resolution_a[act]
-                q = np.floor(x / res + 1e-9) * res
-                x = np.where(topo.modulation[act] & (x > 0), np.maximum(q, np.minimum(lb[act], x)), x)
-            current[act] = x
+            q = np.floor(current * self._inv_res + 1e-9) * topo.resolution_a
+            rounded = np.where(current > 0, np.maximum(q, lb), 0.0)
+            current = np.where(self._onoff, current, rounded) if self._any_onoff else rounded
         self._remember(snap.time_s, current)
         return Setpoints(current_a=current, phases=self._mode_phases.copy())
 
@@ -205,14 +217,10 @@ class AllocationController:
             self._M_key, self._M = key, self.topology.matrix(drawn)
         return self._M
 
-    def _allocate(self, snap, act, lo, hi, drawn, remaining) -> np.ndarray:
+    def _allocate(self, snap, act, lo, hi, drawn, remaining, M, cap):
+        """Admission and sharing among the connectors ``act`` (M: their columns)."""
         topo, p = self.topology, self.params
         t = snap.time_s
-        M = self._matrix(drawn)[:, act]
-        cap = snap.row_limit_a - (snap.base_load_a[self._row_phase] + p.margin_a) * self._base_rows
-        if np.count_nonzero(M @ hi > cap + CURRENT_TOL_A) == 0:
-            return hi, None  # uncongested: everyone gets all they can take
-
         # ---- strategy keys (lower = first)
         s = self.strategy
         rem = remaining[act]

@@ -8,42 +8,19 @@ from hypothesis import strategies as st
 
 from evflex.control.allocation import ControllerParams, make_controller
 from evflex.control.interface import SiteSnapshot, Strategy
-from evflex.model import Charger, Feeder, Site, compile_topology
+from evflex.model import Charger, Site, compile_topology
+from site_strategies import sites
 
 CONTROLLED = [s.value for s in Strategy.controlled()]
 TOL = 1e-6
 
 
 @st.composite
-def sites(draw):
-    n_ch = draw(st.integers(1, 6))
-    chargers = []
-    for i in range(n_ch):
-        phases = draw(st.sampled_from([1, 3, 3]))
-        rot = tuple(draw(st.permutations([0, 1, 2])))[:phases]
-        chargers.append(Charger(
-            f"C{i + 1}", connectors=draw(st.integers(1, 2)), phases=phases, phase_rotation=rot,
-            max_current_a=draw(st.sampled_from([16.0, 32.0])), modulation=draw(st.sampled_from([True, True, False])),
-            max_total_current_a=draw(st.sampled_from([None, None, 24.0])),
-            phase_switching=draw(st.booleans()),
-            setpoint_resolution_a=draw(st.sampled_from([0.1, 1.0]))))
-    feeders = ()
-    if n_ch > 1 and draw(st.booleans()):
-        feeders = (Feeder("F1", draw(st.floats(8, 60)), tuple(c.id for c in chargers[: n_ch // 2])),)
-    return Site("s", 230.0, draw(st.floats(5, 120)), tuple(chargers), feeders)
-
-
-@st.composite
 def scenes(draw):
     site = draw(sites())
     topo = compile_topology(site)
-    n = topo.n
     seed = draw(st.integers(0, 2**31))
     return site, topo, seed, draw(st.sampled_from(CONTROLLED)), draw(st.booleans())
-
-
-def truth_incidence(topo, ev_phases):
-    return topo.incidence(np.minimum(ev_phases, topo.charger_phases))
 
 
 @given(scenes())

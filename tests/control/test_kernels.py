@@ -53,7 +53,6 @@ def test_greedy_fill_respects_capacity_and_priority(p):
     touched = Ma.any(axis=1)
     assert np.all(~touched | (Ma @ x <= cap + 1e-6))
     # priority: a connector short of its maximum is blocked by a full row
-    rank = np.argsort(np.argsort(order)[idx])
     for j in range(len(idx)):
         if x[j] < hi[idx][j] - 1e-6:
             rows = Ma[:, j] > 0

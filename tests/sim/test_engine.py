@@ -10,10 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evflex.control.interface import Strategy
-from evflex.model import Charger, Feeder, SessionTable, Site, StepSeries, compile_topology
+from evflex.model import Charger, SessionTable, Site, StepSeries, compile_topology
 from evflex.sim.engine import simulate
 from evflex.sim.scenario import Scenario, SimulationConfig
 from evflex.units import J_PER_KWH
+from site_strategies import sites
 
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)
 S0 = START.timestamp()
@@ -22,21 +23,8 @@ CONTROLLED = [s.value for s in Strategy.controlled()]
 
 @st.composite
 def scenarios(draw):
-    n_ch = draw(st.integers(1, 5))
-    chargers = []
-    for i in range(n_ch):
-        phases = draw(st.sampled_from([1, 3, 3]))
-        chargers.append(Charger(
-            f"C{i + 1}", connectors=draw(st.integers(1, 3)), phases=phases,
-            phase_rotation=tuple(draw(st.permutations([0, 1, 2])))[:phases],
-            max_current_a=draw(st.sampled_from([16.0, 32.0])), modulation=draw(st.sampled_from([True, True, False])),
-            max_total_current_a=draw(st.sampled_from([None, None, 40.0])),
-            phase_switching=draw(st.booleans()),
-            setpoint_resolution_a=draw(st.sampled_from([0.1, 1.0]))))
-    feeders = ()
-    if n_ch > 1 and draw(st.booleans()):
-        feeders = (Feeder("F1", draw(st.floats(10, 60)), tuple(c.id for c in chargers[: (n_ch + 1) // 2])),)
-    site = Site("prop", 230.0, draw(st.floats(10, 100)), tuple(chargers), feeders)
+    site = draw(sites(max_chargers=5, max_connectors=3, limit_a=(10.0, 100.0), group_a=40.0,
+                      feeder_a=(10.0, 60.0)))
     topo = compile_topology(site)
     seed = draw(st.integers(0, 2**31))
     rng = np.random.default_rng(seed)
@@ -85,7 +73,6 @@ def independent_check(res):
     S = rec.sessions["table"]
     arr_step, dep_step = rec.sessions["arr_step"], rec.sessions["dep_step"]
     V, dt = topo.voltage_ln_v, sc.simulation.period_s
-    N = len(rec.times_s)
     limit = rec.limit_a
     for k in np.flatnonzero(rec.active):
         present = (arr_step <= k) & (dep_step > k)

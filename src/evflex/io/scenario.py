@@ -35,33 +35,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BaseLoadSpec(_Strict):
+class _FileOrProfile(_Strict):
+    """A series read from a file or made by an embedded profile: exactly one of the two."""
+
     file: str | None = None
-    profile: Literal["office"] | None = None
-    peak_kw: float = Field(15.0, gt=0)
-    base_kw: float = Field(3.0, ge=0)
     seed: int = 1
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.file is None) == (self.profile is None):
+        if (self.file is None) == (getattr(self, "profile", None) is None):
             raise ValueError("give exactly one of 'file' or 'profile'")
         return self
 
 
-class PvSpec(_Strict):
-    file: str | None = None
+class BaseLoadSpec(_FileOrProfile):
+    profile: Literal["office"] | None = None
+    peak_kw: float = Field(15.0, gt=0)
+    base_kw: float = Field(3.0, ge=0)
+
+
+class PvSpec(_FileOrProfile):
     profile: Literal["clear-sky"] | None = None
     peak_kw: float = Field(10.0, gt=0)
     latitude_deg: float = Field(55.69, ge=-90, le=90)
     longitude_deg: float = Field(12.10, ge=-180, le=180)
-    seed: int = 1
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        if (self.file is None) == (self.profile is None):
-            raise ValueError("give exactly one of 'file' or 'profile'")
-        return self
 
 
 class FileSpec(_Strict):

@@ -143,3 +143,25 @@ def test_parse_rotation():
     assert parse_rotation("L2L3L1") == (1, 2, 0)
     assert parse_rotation("l3") == (2,)
     assert parse_rotation("L1L1") is None and parse_rotation("L4") is None and parse_rotation("") is None
+
+
+def test_per_connector_rotation(tmp_path):
+    text = GOOD.replace('phase_rotation = "cyclic"', 'phase_rotation = ["L1L2L3", "L3L1L2"]')
+    sc = read_scenario(write(tmp_path, text))
+    from evflex.model import compile_topology
+
+    topo = compile_topology(sc.site)
+    assert topo.phase_map[:4, 0].tolist() == [0, 2, 0, 2]  # C1-1, C1-2, C2-1, C2-2
+    bad = GOOD.replace('phase_rotation = "cyclic"', 'phase_rotation = ["L1L2L3"]')
+    assert lines(tmp_path, bad) == [
+        "scenario.toml: chargers[1]: phase_rotation lists 1 rotation(s) for 2 connector(s)"]
+
+
+def test_sessions_outside_the_window_are_an_error_with_a_hint(tmp_path):
+    old = SESSIONS.replace("2026-03-02", "2019-04-25")
+    assert lines(tmp_path, GOOD, sessions=old) == [
+        "sessions.csv: none of the 1 sessions lies inside the simulated window 2026-03-02T00:00:00+01:00 to "
+        "2026-03-03T00:00:00+01:00; they run 2019-04-25T08:00:00+01:00 to 2019-04-25T17:00:00+01:00 "
+        "(set [simulation].start, or pass --start)"]
+    sc = read_scenario(write(tmp_path, GOOD, sessions=old), start="2019-04-25T00:00:00+01:00")
+    assert len(sc.sessions) == 1

@@ -105,3 +105,12 @@ def test_round_trip(tmp_path):
     t2 = read_sessions(out, TOPO)
     for name in ("arrival_s", "departure_s", "energy_kwh", "phases", "battery_kwh", "soc_arrival", "v2g"):
         assert np.array_equal(getattr(t, name), getattr(t2, name), equal_nan=True)
+
+
+def test_max_current_column(tmp_path):
+    p = write(tmp_path, HEADER + ",max_current_a\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,13\n"
+              "b,C1-2,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,\n")
+    t = read_sessions(p, TOPO)
+    assert t.max_current_a[0] == 13.0 and np.isnan(t.max_current_a[1])
+    assert problems(tmp_path, HEADER + ",max_current_a\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,4\n") \
+        == ["sessions.csv:2: max_current_a='4': below the 6 A minimum"]

@@ -55,8 +55,9 @@ def scenarios(draw):
     kw = np.array(kw, dtype=float)
     phs = np.where(np.array(ph) > 0, ph, 3)
     kw = np.where(kw * 1000 / (230 * phs) < 6.0, np.nan, kw)
-    sessions = SessionTable.build(ids, conn, arr, dep, en, max_power_kw=kw, phases=ph, battery_kwh=bat,
-                                  soc_arrival=soc)
+    max_a = np.where(rng.random(len(ids)) < 0.3, rng.choice([6.0, 10.0, 13.0, 20.0], len(ids)), np.nan)
+    sessions = SessionTable.build(ids, conn, arr, dep, en, max_power_kw=kw, max_current_a=max_a, phases=ph,
+                                  battery_kwh=bat, soc_arrival=soc)
     times = S0 + np.arange(0, 24 * 3600 + 1, 900.0)
     base = StepSeries(times, rng.uniform(-5, 25, (len(times), 3)))
     limit = StepSeries(times, site.connection_limit_a * rng.uniform(0.6, 1.0, len(times))) \
@@ -85,8 +86,9 @@ def independent_check(res):
             used = int(rec.drawn[k, c])  # the phases the controller let the EV use
             assert used == p or (used == 1 and topo.phase_switching[c]), (k, c, used, p)
             inc[c, topo.phase_map[c, :used]] = 1.0
-            if sc.simulation.ev_limits_known and not np.isnan(S.max_power_kw[j]):
-                evmax[c] = S.max_power_kw[j] * 1000 / (V * (S.phases[j] or p))
+            if sc.simulation.ev_limits_known:
+                by_power = S.max_power_kw[j] * 1000 / (V * (S.phases[j] or p))
+                evmax[c] = np.nanmin([by_power, S.max_current_a[j], np.inf])
         sp = rec.setpoint_a[k].astype(float)
         # set-points: 0 or within [min, min(charger, EV) max]; nothing to absent connectors
         on = sp > 0
@@ -207,3 +209,23 @@ def test_time_varying_limit_is_followed():
     window = ts.between_time("10:00", "11:59")
     assert window[["l1_a", "l2_a", "l3_a"]].max().max() <= 20.0 + 1e-3
     assert res.kpis["limit_violation_steps"] == 0
+
+
+def test_learning_ev_limits_frees_capacity_for_others():
+    # 40 A shared by four EVs for four hours: two take at most 7 A a phase (4.8 kW), two
+    # take the chargers' 16 A. Blind, an equal share offers 10 A to each and the slow pair
+    # leaves 6 A unused; knowing or learning their limit, the fast pair gets 12.5 A.
+    from evflex.control.allocation import ControllerParams
+
+    site = Site("s", 230.0, 40.0, tuple(Charger(f"C{i + 1}") for i in range(4)))
+    arr = S0 + np.full(4, 8 * 3600.0)
+    S = SessionTable.build([f"s{i}" for i in range(4)], np.arange(4), arr, arr + 4 * 3600, np.full(4, 30.0),
+                           phases=np.full(4, 3), max_power_kw=[4.83, 4.83, 11.0, 11.0])
+    got = {}
+    for name, known, learn in (("known", True, True), ("learned", False, True), ("blind", False, False)):
+        sc = Scenario(site, S, SimulationConfig(start=START, days=1, ev_limits_known=known),
+                      controller=ControllerParams(learn_ev_limits=learn))
+        got[name] = simulate(sc, "equal").sessions["delivered_kwh"].to_numpy()
+    assert got["blind"][2:].max() < 28.0  # the fast pair falls short, blind
+    assert np.all(got["learned"][2:] >= 29.9) and np.all(got["known"][2:] >= 29.9)
+    assert got["learned"].sum() > got["blind"].sum() + 4.0

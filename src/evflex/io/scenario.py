@@ -82,7 +82,7 @@ class ChargerSpec(_Strict):
     max_current_a: float = Field(16.0, gt=0, le=1000)
     min_current_a: float = Field(6.0, gt=0)
     phases: Literal[1, 2, 3] = 3
-    phase_rotation: str = "L1L2L3"
+    phase_rotation: str | list[str] = "L1L2L3"
     modulation: bool = True
     phase_switching: bool = False
     v2g: bool = False
@@ -99,10 +99,15 @@ class ChargerSpec(_Strict):
                              f"({self.max_current_a:g})")
         if self.id is not None and self.count > 1:
             raise ValueError("give 'id' for one charger or 'count' (with 'id_prefix') for several, not both")
-        if self.phase_rotation != "cyclic":
-            rot = parse_rotation(self.phase_rotation)
+        rotations = self.phase_rotation if isinstance(self.phase_rotation, list) else [self.phase_rotation]
+        if isinstance(self.phase_rotation, list) and len(rotations) != self.connectors:
+            raise ValueError(f"phase_rotation lists {len(rotations)} rotation(s) for {self.connectors} connector(s)")
+        for text in rotations:
+            if text == "cyclic" and not isinstance(self.phase_rotation, list):
+                continue
+            rot = parse_rotation(text)
             if rot is None or len(rot) != self.phases:
-                raise ValueError(f"phase_rotation {self.phase_rotation!r} must name {self.phases} distinct "
+                raise ValueError(f"phase_rotation {text!r} must name {self.phases} distinct "
                                  f"phase(s) of L1, L2, L3 (e.g. {'L2L3L1'[: 2 * self.phases]!r}) or be 'cyclic'")
         return self
 
@@ -149,6 +154,7 @@ class SimulationSpec(_Strict):
 
 
 class ControllerSpec(_Strict):
+    learn_ev_limits: bool = ControllerParams.learn_ev_limits
     min_on_s: float = Field(ControllerParams.min_on_s, ge=0)
     starvation_s: float = Field(ControllerParams.starvation_s, gt=0)
     margin_a: float = Field(ControllerParams.margin_a, ge=0)
@@ -241,6 +247,8 @@ def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scen
             sess_src = f"generated: {g.profile}, seed {gseed}"
     except ValidationError as exc:
         probs += exc.problems
+    if table is not None and len(table):
+        probs += _window_problems(table, sim_cfg, Path(sess_src).name if spec.sessions.file else sess_src)
 
     series: dict[str, StepSeries | None] = {"base_load": None, "pv": None, "limit": None}
     s = spec.site
@@ -311,7 +319,11 @@ def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
             ids = [f"{c.id_prefix}{first + k + 1}" for k in range(c.count)]
             counters[c.id_prefix] = first + c.count
         for k, cid in enumerate(ids):
-            if c.phase_rotation == "cyclic":
+            per_connector: tuple[tuple[int, ...], ...] = ()
+            if isinstance(c.phase_rotation, list):
+                per_connector = tuple(parse_rotation(r) for r in c.phase_rotation)
+                rot = per_connector[0]
+            elif c.phase_rotation == "cyclic":
                 shift = (len(chargers)) % 3
                 rot = tuple((p + shift) % 3 for p in range(3))[: c.phases]
             else:
@@ -321,7 +333,8 @@ def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
                 phases=c.phases, phase_rotation=rot, modulation=c.modulation, phase_switching=c.phase_switching,
                 v2g=c.v2g, max_total_current_a=c.max_total_current_a,
                 setpoint_resolution_a=c.setpoint_resolution_a,
-                response=ChargerResponse(c.activation_delay_s, c.ramp_a_per_s, c.precision_a)))
+                response=ChargerResponse(c.activation_delay_s, c.ramp_a_per_s, c.precision_a),
+                connector_rotations=per_connector))
     seen: dict[str, int] = {}
     for ch in chargers:
         if ch.id in seen:
@@ -365,6 +378,20 @@ def _build_simulation(s: SimulationSpec, source: str, probs: list[Problem]) -> S
                              f"{s.period_s:g} s steps", field="simulation.period_s", value=s.period_s))
     return SimulationConfig(start=start, days=s.days, period_s=s.period_s, strategy=s.strategy, seed=s.seed,
                             ev_limits_known=s.ev_limits_known, taper_soc=s.taper_soc, timezone=tz)
+
+
+def _window_problems(table, cfg: SimulationConfig, source: str) -> list[Problem]:
+    """No session inside the window is a mistake (a wrong start, another year's data)."""
+    inside = (table.arrival_s >= cfg.start_s) & (table.departure_s <= cfg.end_s)
+    if inside.any():
+        return []
+
+    def iso(t):
+        return pd.Timestamp(t, unit="s", tz="UTC").tz_convert(cfg.tz).isoformat()
+
+    return [problem(source, f"none of the {len(table)} sessions lies inside the simulated window {iso(cfg.start_s)} "
+                            f"to {iso(cfg.end_s)}; they run {iso(table.arrival_s.min())} to "
+                            f"{iso(table.departure_s.max())} (set [simulation].start, or pass --start)")]
 
 
 def _coverage(ser: StepSeries, cfg: SimulationConfig, source: str) -> list[Problem]:

@@ -1,7 +1,8 @@
 """The sessions CSV: one row per charging session.
 
 Required columns: ``session_id, connector_id, arrival, departure, energy_kwh``.
-Optional: ``max_power_kw`` (the EV's own AC limit), ``phases`` (1, 2 or 3),
+Optional: ``max_power_kw`` (the EV's own AC limit), ``max_current_a`` (its onboard
+charger's limit per phase), ``phases`` (1, 2 or 3),
 ``battery_kwh``, ``soc_arrival`` (0-1), ``v2g`` (true/false), ``efficiency`` (0-1).
 Other columns are ignored with a warning. ``arrival``/``departure`` are ISO-8601 with an
 offset (naive timestamps are read as UTC, with a warning).
@@ -20,7 +21,7 @@ from evflex.model.sessions import DEFAULT_EFFICIENCY, SessionTable
 from evflex.model.topology import Topology
 
 REQUIRED = ["session_id", "connector_id", "arrival", "departure", "energy_kwh"]
-OPTIONAL = ["max_power_kw", "phases", "battery_kwh", "soc_arrival", "v2g", "efficiency"]
+OPTIONAL = ["max_power_kw", "phases", "battery_kwh", "soc_arrival", "v2g", "efficiency", "max_current_a"]
 COLUMNS = REQUIRED + OPTIONAL
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
@@ -81,6 +82,8 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
     opt = {c: df[c] if c in df.columns else pd.Series([""] * n) for c in OPTIONAL}
     max_kw, p = parse_numbers(opt["max_power_kw"], source, "max_power_kw", required=False)
     probs += p + _check(max_kw <= 0, df, "max_power_kw", "must be > 0", lines, source)
+    max_a, p = parse_numbers(opt["max_current_a"], source, "max_current_a", required=False)
+    probs += p + _check(max_a <= 0, df, "max_current_a", "must be > 0", lines, source)
     phases_f, p = parse_numbers(opt["phases"], source, "phases", required=False)
     probs += p + _check(~np.isnan(phases_f) & ~np.isin(phases_f, [1, 2, 3]), df, "phases", "must be 1, 2 or 3",
                         lines, source)
@@ -108,6 +111,9 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
     for i in np.flatnonzero(ev_a < min_a - 1e-9):
         probs.append(problem(source, f"below the {min_a[i]:g} A minimum on {ev_phases[i]} phase(s)",
                              line=int(lines[i]), field="max_power_kw", value=df["max_power_kw"].iloc[i]))
+    for i in np.flatnonzero((max_a > 0) & (max_a < min_a - 1e-9)):
+        probs.append(problem(source, f"below the {min_a[i]:g} A minimum", line=int(lines[i]),
+                             field="max_current_a", value=df["max_current_a"].iloc[i]))
 
     if not probs:
         probs += _overlaps(sid.to_numpy(), conn, arr, dep, lines, topology, source)
@@ -122,7 +128,7 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         warn(f"{source}:{lines[i]}: energy_kwh={energy[i]:g} is more than the battery can take "
              f"({room[i]:.2f} kWh); {int(capped.sum())} session(s) capped to their battery room")
     return SessionTable.build(sid.to_numpy(dtype=object), conn, arr, dep, energy, max_power_kw=max_kw,
-                              phases=phases, battery_kwh=battery, soc_arrival=soc, efficiency=eff, v2g=v2g)
+                              max_current_a=max_a, phases=phases, battery_kwh=battery, soc_arrival=soc, efficiency=eff, v2g=v2g)
 
 
 def _check(mask: np.ndarray, df: pd.DataFrame, field: str, message: str, lines: np.ndarray,
@@ -170,6 +176,7 @@ def sessions_frame(table: SessionTable, topology: Topology, tz=None) -> pd.DataF
         "battery_kwh": table.battery_kwh,
         "soc_arrival": table.soc_arrival,
         "v2g": table.v2g,
+        "max_current_a": table.max_current_a,
     })
 
 
@@ -184,7 +191,7 @@ def write_sessions_csv(df: pd.DataFrame, path: str | Path) -> Path:
         out[col] = [t.isoformat() for t in out[col]]
     if "phases" in out.columns:
         out["phases"] = [str(int(p)) if p and p == p else "" for p in out["phases"]]
-    for col in ("energy_kwh", "max_power_kw", "battery_kwh"):
+    for col in ("energy_kwh", "max_power_kw", "battery_kwh", "max_current_a"):
         if col in out.columns:
             out[col] = out[col].round(4)
     if "soc_arrival" in out.columns:

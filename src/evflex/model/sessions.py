@@ -31,6 +31,8 @@ class SessionTable:
         Energy requested, at the meter [kWh].
     max_power_kw : ndarray of float
         The EV's own AC charging limit [kW]; NaN when unknown.
+    max_current_a : ndarray of float
+        The EV's onboard charger limit per phase [A]; NaN when unknown.
     phases : ndarray of int
         Phases the EV's onboard charger uses (1, 2 or 3); 0 when unknown.
     battery_kwh, soc_arrival : ndarray of float
@@ -46,6 +48,7 @@ class SessionTable:
     departure_s: np.ndarray
     energy_kwh: np.ndarray
     max_power_kw: np.ndarray
+    max_current_a: np.ndarray
     phases: np.ndarray
     battery_kwh: np.ndarray
     soc_arrival: np.ndarray
@@ -57,7 +60,7 @@ class SessionTable:
 
     @classmethod
     def build(cls, session_id, connector, arrival_s, departure_s, energy_kwh, *, max_power_kw=None,
-              phases=None, battery_kwh=None, soc_arrival=None, efficiency=None, v2g=None) -> "SessionTable":
+              max_current_a=None, phases=None, battery_kwh=None, soc_arrival=None, efficiency=None, v2g=None) -> "SessionTable":
         """Assemble a table, filling absent optional columns with 'unknown'."""
         n = len(session_id)
 
@@ -71,6 +74,7 @@ class SessionTable:
             departure_s=col(departure_s, np.nan, np.float64),
             energy_kwh=col(energy_kwh, np.nan, np.float64),
             max_power_kw=col(max_power_kw, np.nan, np.float64),
+            max_current_a=col(max_current_a, np.nan, np.float64),
             phases=col(phases, 0, np.int64),
             battery_kwh=col(battery_kwh, np.nan, np.float64),
             soc_arrival=col(soc_arrival, np.nan, np.float64),

@@ -44,6 +44,8 @@ class Charger:
 
     ``phase_rotation`` gives, for each of the charger's conductors L1, L2, L3 in order, the
     grid phase index (0 = L1) it is wired to: ``(1, 2, 0)`` puts a single-phase EV on grid L2.
+    ``connector_rotations``, when given, has one such rotation per connector (sockets of one
+    charger wired differently) and takes precedence.
     """
 
     id: str
@@ -58,10 +60,16 @@ class Charger:
     max_total_current_a: float | None = None
     setpoint_resolution_a: float = DEFAULT_SETPOINT_RESOLUTION_A
     response: ChargerResponse = field(default_factory=ChargerResponse)
+    connector_rotations: tuple[tuple[int, ...], ...] = ()
 
     def connector_ids(self) -> list[str]:
         """Connector ids ``<charger id>-<n>``, n from 1."""
         return [f"{self.id}-{k}" for k in range(1, self.connectors + 1)]
+
+    def rotation(self, k: int) -> tuple[int, ...]:
+        """Grid phase of each conductor of connector ``k`` (0-based), ``phases`` long."""
+        rot = self.connector_rotations[k] if self.connector_rotations else self.phase_rotation
+        return tuple(rot[: self.phases])
 
 
 @dataclass(frozen=True)

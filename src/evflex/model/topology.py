@@ -87,14 +87,14 @@ def compile_topology(site: Site) -> Topology:
     cols: dict[str, list] = {k: [] for k in (
         "max", "min", "res", "ph", "map", "mod", "sw", "v2g", "delay", "ramp", "prec")}
     for ci, ch in enumerate(site.chargers):
-        for cid in ch.connector_ids():
+        for k, cid in enumerate(ch.connector_ids()):
             ids.append(cid)
             charger_of.append(ci)
             cols["max"].append(ch.max_current_a)
             cols["min"].append(ch.min_current_a)
             cols["res"].append(ch.setpoint_resolution_a)
             cols["ph"].append(ch.phases)
-            cols["map"].append(list(ch.phase_rotation[: ch.phases]) + [-1] * (N_PHASES - ch.phases))
+            cols["map"].append(list(ch.rotation(k)) + [-1] * (N_PHASES - ch.phases))
             cols["mod"].append(ch.modulation)
             cols["sw"].append(ch.phase_switching)
             cols["v2g"].append(ch.v2g)
@@ -126,7 +126,7 @@ def compile_topology(site: Site) -> Topology:
         if ch.max_total_current_a is None:
             continue
         sel = charger_of_arr == ci
-        for p in sorted(set(ch.phase_rotation[: ch.phases])):
+        for p in sorted({q for k in range(ch.connectors) for q in ch.rotation(k)}):
             row_ids.append(f"charger:{ch.id}:{PHASE_NAMES[p]}")
             row_phase.append(p)
             members.append(sel)

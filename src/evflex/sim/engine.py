@@ -107,7 +107,8 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     phys_phases = np.where(S.phases > 0, np.minimum(S.phases, topo.charger_phases[S.connector]),
                            topo.charger_phases[S.connector])
     with np.errstate(invalid="ignore"):
-        ev_max_a = S.max_power_kw * 1000.0 / (V * np.where(S.phases > 0, S.phases, phys_phases))
+        ev_max_a = np.fmin(S.max_power_kw * 1000.0 / (V * np.where(S.phases > 0, S.phases, phys_phases)),
+                           S.max_current_a)
     ev_max_phys = np.fmin(ev_max_a, topo.max_current_a[S.connector])
     room_kwh = np.where(np.isnan(S.battery_kwh) | np.isnan(S.soc_arrival), np.inf,
                         (1.0 - S.soc_arrival) * S.battery_kwh / S.efficiency)

@@ -34,6 +34,10 @@ class ControllerParams:
 
     Attributes
     ----------
+    learn_ev_limits : bool
+        Learn each EV's own current limit and phases from the meters when they are not
+        given; without it, an unknown EV is assumed to take the charger's rating on all
+        its phases.
     min_on_s : float
         An EV switched on keeps charging at least this long unless safety requires
         otherwise: bounds on/off cycling to one start per ``min_on_s`` [s].
@@ -54,6 +58,7 @@ class ControllerParams:
         Assumed remaining energy when the request is unknown [kWh].
     """
 
+    learn_ev_limits: bool = True
     min_on_s: float = 900.0
     starvation_s: float = 3600.0
     margin_a: float = 0.0
@@ -122,6 +127,8 @@ class AllocationController:
     def _learn(self, snap: SiteSnapshot) -> bool:
         """Learn EV limits from meter readings against settled set-points. Returns whether
         the learned phase counts changed."""
+        if not self.params.learn_ev_limits:
+            return False
         t = snap.time_s
         if self._n_learned:
             forget = (t - self._learned_at) >= self.params.reprobe_s

@@ -9,8 +9,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from evflex.control.interface import SiteSnapshot
-from evflex.io.scenario import frame_as_text
-from evflex.io.sessions import parse_sessions
+from evflex.io.sessions import parse_sessions, sessions_as_text
 from evflex.model import Charger, Feeder, Site, StepSeries, Topology, compile_topology
 from evflex.sim.behaviour import generate_sessions
 from evflex.sim.scenario import Scenario, SimulationConfig
@@ -74,7 +73,7 @@ def large_site_scenario(n_connectors: int, n_feeders: int, days: int, seed: int)
     df = generate_sessions("public", list(topo.connector_ids), start, days, seed,
                            connector_phases=topo.charger_phases.tolist(),
                            connector_max_current_a=topo.max_current_a.tolist(), voltage_ln_v=230.0)
-    sessions = parse_sessions(frame_as_text(df), topo, "generated public sessions")
+    sessions = parse_sessions(sessions_as_text(df), topo, "generated public sessions")
     t = start.timestamp() + np.arange(0, days * 86400 + 1, 900.0)
     base = StepSeries(t, np.full((len(t), 3), 0.1 * site.connection_limit_a))
     return Scenario(site, sessions, SimulationConfig(start=start, days=days, seed=seed), base_load=base)

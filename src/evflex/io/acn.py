@@ -54,12 +54,8 @@ import numpy as np
 import pandas as pd
 
 from evflex.errors import Problem, ValidationError, problem
+from evflex.model.sessions import SESSION_COLUMNS
 
-#: Columns of a sessions table, in order (the same as :mod:`evflex.sim.behaviour`).
-SESSION_COLUMNS = (
-    "session_id", "connector_id", "arrival", "departure", "energy_kwh", "max_power_kw",
-    "phases", "battery_kwh", "soc_arrival", "v2g",
-)
 #: Record fields the importer needs.
 REQUIRED_FIELDS = ("sessionID", "stationID", "connectionTime", "disconnectTime", "kWhDelivered")
 #: Keys of ``df.attrs["skipped"]`` set by :func:`parse_acn_data`.

@@ -22,7 +22,7 @@ from evflex.control.allocation.controller import ControllerParams
 from evflex.control.interface import Strategy
 from evflex.errors import Problem, ValidationError, problem
 from evflex.io.series import read_series
-from evflex.io.sessions import parse_sessions, read_sessions
+from evflex.io.sessions import parse_sessions, read_sessions, sessions_as_text
 from evflex.model.series import StepSeries
 from evflex.model.site import Charger, ChargerResponse, Feeder, Site
 from evflex.model.topology import compile_topology
@@ -289,23 +289,7 @@ def generated_sessions(profile: str, topo, cfg: SimulationConfig, seed: int):
     df = generate_sessions(profile, list(topo.connector_ids), start, cfg.days, seed,
                            connector_phases=topo.charger_phases.tolist(),
                            connector_max_current_a=topo.max_current_a.tolist(), voltage_ln_v=topo.voltage_ln_v)
-    return parse_sessions(frame_as_text(df), topo, f"generated {profile} sessions")
-
-
-def frame_as_text(df: pd.DataFrame) -> pd.DataFrame:
-    """A sessions DataFrame as the strings a CSV would hold (for one validation path)."""
-    out = pd.DataFrame(index=df.index)
-    for col in df.columns:
-        v = df[col]
-        if col in ("arrival", "departure"):
-            out[col] = [t.isoformat() for t in v]
-        elif col == "phases":
-            out[col] = [str(int(p)) if p and p == p else "" for p in v]
-        elif col == "v2g":
-            out[col] = np.where(v.astype(bool), "true", "false")
-        else:
-            out[col] = ["" if (isinstance(x, float) and np.isnan(x)) else str(x) for x in v]
-    return out
+    return parse_sessions(sessions_as_text(df), topo, f"generated {profile} sessions")
 
 
 def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:

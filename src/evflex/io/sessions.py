@@ -180,27 +180,35 @@ def sessions_frame(table: SessionTable, topology: Topology, tz=None) -> pd.DataF
     })
 
 
+def sessions_as_text(df: pd.DataFrame, decimals: int | None = None) -> pd.DataFrame:
+    """A sessions DataFrame as the strings its CSV holds: ISO-8601 timestamps, unknown
+    values (NaN, phases 0) as empty cells, ``v2g`` as true/false. With ``decimals``, floats
+    are rounded. :func:`parse_sessions` reads this back, so generated and imported
+    sessions take the same validation path as a user's file."""
+    out = pd.DataFrame(index=df.index)
+    for col in df.columns:
+        v = df[col]
+        if col in ("arrival", "departure"):
+            out[col] = [t.isoformat() for t in v]
+        elif col == "phases":
+            out[col] = [str(int(p)) if p and p == p else "" for p in v]
+        elif col == "v2g":
+            out[col] = np.where(v.astype(bool), "true", "false")
+        else:
+            vals = v.round(decimals) if decimals is not None and v.dtype.kind == "f" else v
+            out[col] = ["" if (isinstance(x, float) and np.isnan(x)) else str(x) for x in vals]
+    return out
+
+
 def write_sessions_csv(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a sessions DataFrame (contract columns) as CSV with ISO-8601 timestamps.
 
-    Unknown values are written as empty cells (``phases`` 0 included). The file is written
-    to a temporary name and renamed, so a failed write leaves nothing half-written.
+    The file is written to a temporary name and renamed, so a failed write leaves nothing
+    half-written.
     """
-    out = df.copy()
-    for col in ("arrival", "departure"):
-        out[col] = [t.isoformat() for t in out[col]]
-    if "phases" in out.columns:
-        out["phases"] = [str(int(p)) if p and p == p else "" for p in out["phases"]]
-    for col in ("energy_kwh", "max_power_kw", "battery_kwh", "max_current_a"):
-        if col in out.columns:
-            out[col] = out[col].round(4)
-    if "soc_arrival" in out.columns:
-        out["soc_arrival"] = out["soc_arrival"].round(4)
-    if "v2g" in out.columns:
-        out["v2g"] = np.where(out["v2g"].astype(bool), "true", "false")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    out.to_csv(tmp, index=False)
+    sessions_as_text(df, decimals=4).to_csv(tmp, index=False)
     tmp.replace(path)
     return path

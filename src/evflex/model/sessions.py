@@ -9,6 +9,13 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+#: Columns of a sessions table (DataFrame) as generators and importers return it, in order;
+#: the sessions CSV contract's columns (see :mod:`evflex.io.sessions`).
+SESSION_COLUMNS = (
+    "session_id", "connector_id", "arrival", "departure", "energy_kwh", "max_power_kw",
+    "phases", "battery_kwh", "soc_arrival", "v2g",
+)
+
 #: Grid-to-battery efficiency used when a session gives none (AC charging, 3-phase at
 #: medium current: 0.87-0.90 in the V2G spec table of data/elaadnl).
 DEFAULT_EFFICIENCY = 0.9

@@ -86,15 +86,10 @@ import numpy as np
 import pandas as pd
 
 from evflex.errors import Problem, ValidationError, problem
-from evflex.model.sessions import DEFAULT_EFFICIENCY, DEFAULT_TAPER_SOC
+from evflex.model.sessions import DEFAULT_EFFICIENCY, DEFAULT_TAPER_SOC, SESSION_COLUMNS
 from evflex.sim.physics import deliverable_energy_kwh
 from evflex.units import IEC61851_MIN_CURRENT_A, SECONDS_PER_DAY, SECONDS_PER_HOUR, W_PER_KW
 
-#: Columns of a sessions table, in order.
-SESSION_COLUMNS = (
-    "session_id", "connector_id", "arrival", "departure", "energy_kwh", "max_power_kw",
-    "phases", "battery_kwh", "soc_arrival", "v2g",
-)
 
 SLOT_MIN = 15
 SLOTS_PER_DAY = 96

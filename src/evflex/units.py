@@ -10,8 +10,6 @@ drawing ``current_a`` on ``phases`` phases of a ``voltage_ln_v`` network takes
 
 from __future__ import annotations
 
-import numpy as np
-
 SECONDS_PER_HOUR = 3600.0
 SECONDS_PER_DAY = 86400.0
 W_PER_KW = 1000.0
@@ -25,18 +23,3 @@ IEC61851_MIN_CURRENT_A = 6.0
 #: Numerical tolerance for comparisons of currents [A] and energies [kWh].
 CURRENT_TOL_A = 1e-6
 ENERGY_TOL_KWH = 1e-6
-
-
-def power_kw(current_a, phases, voltage_ln_v: float):
-    """Power of a balanced load of ``current_a`` on each of ``phases`` phases [kW]."""
-    return np.asarray(current_a) * np.asarray(phases) * voltage_ln_v / W_PER_KW
-
-
-def current_a(power_kw_, phases, voltage_ln_v: float):
-    """Per-phase current of a load of ``power_kw_`` spread evenly over ``phases`` phases [A]."""
-    return np.asarray(power_kw_) * W_PER_KW / (np.asarray(phases) * voltage_ln_v)
-
-
-def energy_kwh(current_a_, phases, voltage_ln_v: float, duration_s):
-    """Energy of ``current_a_`` on ``phases`` phases over ``duration_s`` [kWh]."""
-    return power_kw(current_a_, phases, voltage_ln_v) * np.asarray(duration_s) / SECONDS_PER_HOUR

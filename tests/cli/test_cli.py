@@ -177,3 +177,49 @@ def test_import_acn_and_replay(case):
 def test_validate(case):
     r = evflex("validate", "scenario.toml", cwd=case)
     assert r.returncode == 0 and "6 connectors" in r.stdout and "6 sessions" in r.stdout
+
+
+def test_more_bad_input_exits_2_without_traceback(case):
+    (case / "dir.csv").mkdir()
+    r = evflex("simulate", "scenario.toml", "--sessions", "dir.csv", "--out", "res", cwd=case)
+    assert r.returncode == 2 and r.stderr.startswith("dir.csv: cannot read:")
+    r = evflex("simulate", "scenario.toml", "--days", "nan", "--seed", "-1", "--out", "res", cwd=case)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "--days: days=nan: must be within (0, 3660]", "--seed: seed=-1: must be >= 0"]
+    (case / "afile").write_text("x")
+    r = evflex("simulate", "scenario.toml", "--out", "afile", cwd=case)
+    assert r.returncode == 2 and r.stderr.splitlines() == ["--out: out='afile': is a file, not a directory"]
+    rows = list(ROWS)
+    rows[0] = "s1,C1-1,3026-03-02T08:00:00+01:00,3026-03-02T17:00:00+01:00,20,11,3"
+    rows[1] = "s2,C1-2,2026-03-02T08:10:00+01:00,2026-03-02T12:00:00+01:00,1e308,7.4,1"
+    rows[2] = "s3,C2-1,2026-03-02T08:20:00+01:00,2026-03-02T16:00:00+01:00,30,11,3,extra"
+    (case / "sessions.csv").write_text("\n".join([HEADER] + rows) + "\n")
+    r = evflex("simulate", "scenario.toml", "--out", "res", cwd=case)
+    assert r.returncode == 2 and r.stderr.splitlines() == ["sessions.csv:4: has 8 fields, the header has 7"]
+    del rows[2]
+    (case / "sessions.csv").write_text("\n".join([HEADER] + rows) + "\n")
+    r = evflex("simulate", "scenario.toml", "--out", "res", cwd=case)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "sessions.csv:2: arrival='3026-03-02T08:00:00+01:00': out of range (years 1970 to 2199)",
+        "sessions.csv:2: departure='3026-03-02T17:00:00+01:00': out of range (years 1970 to 2199)",
+        "sessions.csv:3: energy_kwh='1e308': implausibly large (over 10000)"]
+    assert not (case / "res").exists()
+
+
+def test_scenario_values_out_of_range(case):
+    text = textwrap.dedent(SCENARIO).replace("connection_limit_a = 32.0", "connection_limit_a = inf") \
+        .replace("phase_rotation = \"cyclic\"", "phase_rotation = \"cyclic\"\nprecision_a = 7.0")
+    (case / "scenario.toml").write_text(text)
+    r = evflex("simulate", "scenario.toml", "--out", "res", cwd=case)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "scenario.toml: site.connection_limit_a=inf: input should be a finite number",
+        "scenario.toml: chargers[1]: precision_a (7) must be below min_current_a (6)"]
+
+
+def test_rerun_replaces_earlier_outputs(case):
+    assert evflex("simulate", "scenario.toml", "--out", "res", "-q", cwd=case).returncode == 0
+    assert (case / "res" / "kpis.json").exists()
+    (case / "res" / "notes.txt").write_text("mine")
+    assert evflex("simulate", "scenario.toml", "--strategy", "all", "--out", "res", "-q", cwd=case).returncode == 0
+    assert not (case / "res" / "kpis.json").exists()  # the single run's files are gone
+    assert (case / "res" / "llf" / "kpis.json").exists() and (case / "res" / "notes.txt").read_text() == "mine"

@@ -165,3 +165,9 @@ def test_sessions_outside_the_window_are_an_error_with_a_hint(tmp_path):
         "(set [simulation].start, or pass --start)"]
     sc = read_scenario(write(tmp_path, GOOD, sessions=old), start="2019-04-25T00:00:00+01:00")
     assert len(sc.sessions) == 1
+
+
+def test_activation_delay_must_be_shorter_than_the_step(tmp_path):
+    text = GOOD.replace('phase_rotation = "cyclic"', 'phase_rotation = "cyclic"\nactivation_delay_s = 90.0')
+    assert lines(tmp_path, text) == [
+        "scenario.toml: chargers[1].activation_delay_s=90.0: must be shorter than simulation.period_s (60 s)"]

@@ -5,6 +5,7 @@ conserved; runs are deterministic."""
 from datetime import datetime, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -166,13 +167,19 @@ def test_idle_time_is_skipped():
     assert 0 < res.record.active[:1440].sum() < 1440
 
 
-def test_sessions_outside_the_window_are_skipped_with_a_warning():
+def test_sessions_cut_by_the_window_are_simulated_and_flagged():
     sc = simple_scenario()
-    late = SessionTable.build(["x"], [0], [S0 + 20 * 3600], [S0 + 30 * 3600], [5.0])
-    sc2 = Scenario(sc.site, late, sc.simulation)
-    with pytest.warns(UserWarning, match="outside the simulated window"):
-        res = simulate(sc2, "llf")
-    assert res.kpis["sessions"] == 0
+    S = SessionTable.build(["late", "gone"], [0, 1], [S0 + 20 * 3600, S0 + 30 * 3600], [S0 + 30 * 3600, S0 + 40 * 3600],
+                           [50.0, 5.0])
+    with pytest.warns(UserWarning) as rec:
+        res = simulate(Scenario(sc.site, S, sc.simulation), "llf")
+    text = " | ".join(str(w.message) for w in rec)
+    assert "1 session(s) outside the simulated window" in text and "1 session(s) cut by the window" in text
+    k = res.kpis
+    assert k["sessions"] == 0 and k["sessions_truncated"] == 1
+    assert res.sessions["truncated"].tolist() == [True]
+    # the EV plugged in at the end of the window still loads the site until the window ends
+    assert res.timeseries["ev_power_kw"].iloc[-1] > 5.0
 
 
 def test_charger_response_delays_energy():
@@ -229,3 +236,37 @@ def test_learning_ev_limits_frees_capacity_for_others():
     assert got["blind"][2:].max() < 28.0  # the fast pair falls short, blind
     assert np.all(got["learned"][2:] >= 29.9) and np.all(got["known"][2:] >= 29.9)
     assert got["learned"].sum() > got["blind"].sum() + 4.0
+
+
+def test_series_finer_than_the_steps_are_taken_conservatively():
+    # 15-minute steps, a 5-minute limit dip to 10 A and a 5-minute base-load spike
+    sc = simple_scenario(limit_a=40.0, period_s=900.0)
+    t = S0 + np.arange(0, 24 * 3600 + 1, 60.0)
+    lim = np.full(len(t), 40.0)
+    lim[(t >= S0 + 9 * 3600 + 300) & (t < S0 + 9 * 3600 + 600)] = 10.0
+    base = np.zeros((len(t), 3))
+    base[(t >= S0 + 11 * 3600 + 300) & (t < S0 + 11 * 3600 + 600)] = 30.0
+    res = simulate(Scenario(sc.site, sc.sessions, sc.simulation, connection_limit=StepSeries(t, lim),
+                            base_load=StepSeries(t, base)), "edf")
+    ts = res.timeseries
+    assert res.kpis["grid_limit_a"] == 10.0
+    at9, at11 = pd.Timestamp("2026-03-02 09:00", tz="UTC"), pd.Timestamp("2026-03-02 11:00", tz="UTC")
+    assert ts.loc[at9, "limit_a"] == 10.0 and ts.loc[at11, "base_l1_a"] == 30.0
+    assert ts.loc[at9, ["ev_l1_a", "ev_l2_a", "ev_l3_a"]].max() <= 10.0 + 1e-3
+    assert res.kpis["limit_violation_steps"] == 0
+
+
+def test_a_run_too_large_for_memory_is_refused_up_front(monkeypatch):
+    import evflex.sim.engine as E
+    from evflex.errors import ValidationError
+
+    monkeypatch.setattr(E, "MAX_RECORDED_VALUES", 1000)
+    with pytest.raises(ValidationError, match="recorded values, more than"):
+        simulate(simple_scenario(), "llf")
+
+
+def test_sessions_that_never_charge_count_their_whole_stay_as_wait():
+    res = simulate(simple_scenario(limit_a=5.0), "equal")  # below the 6 A minimum: nobody charges
+    k = res.kpis
+    assert k["sessions_never_charged"] == 8 and k["energy_delivered_kwh"] == 0.0
+    assert k["wait_to_first_charge_max_min"] == pytest.approx(8 * 60)

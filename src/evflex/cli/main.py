@@ -22,6 +22,9 @@ from rich.table import Table
 
 from evflex.errors import ValidationError, problem
 
+#: Longest window accepted [d]: ten years.
+MAX_DAYS = 3660
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="evflex: EV charging clusters as a reliable flexibility resource.")
 sessions_app = typer.Typer(no_args_is_help=True, help="Generate or import charging sessions.")
@@ -81,7 +84,8 @@ def simulate(
     from evflex.io.scenario import read_scenario
     from evflex.sim.engine import simulate as run
 
-    names = _strategies(strategy, scenario)
+    _check_options(days=days, seed=seed, out=out)
+    names = _strategies(strategy)
     sc = read_scenario(scenario, sessions=sessions, days=days, seed=seed, start=start,
                        strategy=None if names is None or len(names) != 1 else names[0])
     strategies = [Strategy(n) for n in names] if names else [sc.simulation.strategy]
@@ -106,12 +110,32 @@ def simulate(
         _write_atomic(out, write_all)
     out_console.print(_summary_table([r.kpis for r in results]))
     where = out / "report.html" if report else out
+    k0 = results[0].kpis
+    cut = f", {k0['sessions_truncated']} cut by the window" if k0["sessions_truncated"] else ""
     wall = sum(r.kpis["sim_wall_s"] for r in results)
-    out_console.print(f"sessions: {len(sc.sessions)} ({sc.sessions_source}); simulated in {wall:.1f} s; "
+    out_console.print(f"sessions: {k0['sessions']}{cut} ({sc.sessions_source}); simulated in {wall:.1f} s; "
                       f"results in {where}")
 
 
-def _strategies(strategy: str | None, scenario: Path) -> list[str] | None:
+def _check_options(*, days: float | None = None, seed: int | None = None, out: Path | None = None,
+                   output: Path | None = None) -> None:
+    """Problems with command-line options, named by their flags."""
+    import math
+
+    probs = []
+    if days is not None and not (math.isfinite(days) and 0 < days <= MAX_DAYS):
+        probs.append(problem("--days", f"must be within (0, {MAX_DAYS}]", field="days", value=days))
+    if seed is not None and seed < 0:
+        probs.append(problem("--seed", "must be >= 0", field="seed", value=seed))
+    if out is not None and out.exists() and not out.is_dir():
+        probs.append(problem("--out", "is a file, not a directory", field="out", value=str(out)))
+    if output is not None and output.is_dir():
+        probs.append(problem("--output", "is a directory, not a file", field="output", value=str(output)))
+    if probs:
+        raise ValidationError(probs)
+
+
+def _strategies(strategy: str | None) -> list[str] | None:
     from evflex.control.interface import Strategy
 
     if strategy is None:
@@ -125,16 +149,29 @@ def _strategies(strategy: str | None, scenario: Path) -> list[str] | None:
     return [strategy]
 
 
+#: What ``simulate`` writes into its output directory (other files there are left alone).
+OUTPUT_FILES = ("kpis.json", "timeseries.parquet", "sessions.csv", "report.html", "comparison.csv")
+
+
 def _write_atomic(out: Path, write) -> None:
-    """Write into a fresh sibling directory, then move each file into ``out``: a failure
-    leaves ``out`` as it was."""
+    """Write everything into a fresh sibling directory first; only when that succeeded,
+    clear the outputs of an earlier run from ``out`` and move the new ones in. A failure
+    while writing leaves ``out`` as it was."""
     import shutil
     import tempfile
+
+    from evflex.control.interface import Strategy
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         write(tmp)
+        out.mkdir(exist_ok=True)
+        for name in OUTPUT_FILES:
+            (out / name).unlink(missing_ok=True)
+        for s in Strategy:
+            if (out / s.value / "kpis.json").exists():
+                shutil.rmtree(out / s.value)
         for f in sorted(tmp.rglob("*")):
             if f.is_file():
                 dest = out / f.relative_to(tmp)
@@ -188,6 +225,7 @@ def sessions_generate(
     from evflex.io.sessions import write_sessions_csv
     from evflex.sim.behaviour import Profile, generate_sessions
 
+    _check_options(days=days, seed=seed, output=output)
     probs = []
     if profile not in [p.value for p in Profile]:
         probs.append(problem("--profile", f"unknown profile (choose from {', '.join(p.value for p in Profile)})",
@@ -196,8 +234,6 @@ def sessions_generate(
         probs.append(problem("evflex sessions generate", "give exactly one of --connectors or --scenario"))
     if connectors is not None and connectors < 1:
         probs.append(problem("--connectors", "must be >= 1", field="connectors", value=connectors))
-    if days <= 0:
-        probs.append(problem("--days", "must be > 0", field="days", value=days))
     try:
         tz = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -239,6 +275,7 @@ def sessions_import(
     from evflex.io.acn import assign_connectors, read_acn_data
     from evflex.io.sessions import write_sessions_csv
 
+    _check_options(output=output)
     if format != "acn-data":
         raise ValidationError([problem("--format", "unknown format (choose from acn-data)", field="format",
                                        value=format)])

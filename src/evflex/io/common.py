@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import warnings
 from pathlib import Path
@@ -11,9 +13,14 @@ import pandas as pd
 
 from evflex.errors import Problem, ValidationError, problem
 
-_OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+_OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 #: First data row of a CSV file is line 2 (line 1 is the header).
 FIRST_DATA_LINE = 2
+#: Rows of the wrong width reported before giving up on a file.
+MAX_SHAPE_PROBLEMS = 20
+#: Timestamps must lie in [1970, 2200): outputs use nanosecond pandas timestamps.
+EARLIEST_S = 0.0
+LATEST_S = 7258118400.0  # 2200-01-01T00:00:00Z
 
 
 class InputWarning(UserWarning):
@@ -25,15 +32,37 @@ def warn(message: str) -> None:
 
 
 def load_csv(path: Path, source: str) -> pd.DataFrame:
-    """Read a CSV file as strings, or raise a one-problem :class:`ValidationError`."""
+    """Read a CSV file as strings, or raise a :class:`ValidationError`.
+
+    Every row must have as many fields as the header: a stray comma would otherwise shift
+    a row's values into the wrong columns.
+    """
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
-                         encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ValidationError([problem(source, "file not found")]) from None
-    except pd.errors.EmptyDataError:
-        raise ValidationError([problem(source, "empty file")]) from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ValidationError([problem(source, "not a UTF-8 text file")]) from None
+    except OSError as exc:
+        raise ValidationError([problem(source, f"cannot read: {exc.strerror or exc}")]) from None
+    if not text.strip():
+        raise ValidationError([problem(source, "empty file")])
+    rows = csv.reader(io.StringIO(text))
+    width = None
+    probs = []
+    for line, row in enumerate(rows, start=1):
+        if width is None:
+            width = len(row)
+        elif row and len(row) != width:
+            probs.append(problem(source, f"has {len(row)} fields, the header has {width}", line=line))
+            if len(probs) >= MAX_SHAPE_PROBLEMS:
+                break
+    if probs:
+        raise ValidationError(probs)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True,
+                         index_col=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         msg = str(exc).strip().splitlines()[-1]
         raise ValidationError([problem(source, f"not a valid CSV file: {msg}")]) from None
     df.columns = [str(c).strip() for c in df.columns]
@@ -50,20 +79,24 @@ def parse_timestamps(values: pd.Series, source: str, field: str) -> tuple[np.nda
     text = values.astype(str).str.strip()
     naive = ~text.str.contains(_OFFSET)
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    bad = parsed.isna() & (text != "") | (text == "")
+    bad = (parsed.isna() & (text != "") | (text == "")).to_numpy()
     probs = [problem(source, "not an ISO-8601 timestamp" if text.iloc[i] else "is empty",
                      line=i + FIRST_DATA_LINE, field=field, value=text.iloc[i])
-             for i in np.flatnonzero(bad.to_numpy())]
-    secs = _to_seconds(parsed, bad.to_numpy())
-    return secs, probs, int((naive & ~bad).sum())
+             for i in np.flatnonzero(bad)]
+    secs = _to_seconds(parsed, bad)
+    far = ~bad & ((secs < EARLIEST_S) | (secs >= LATEST_S))
+    probs += [problem(source, "out of range (years 1970 to 2199)", line=i + FIRST_DATA_LINE, field=field,
+                      value=text.iloc[i]) for i in np.flatnonzero(far)]
+    secs[far] = np.nan
+    return secs, probs, int((naive & ~pd.Series(bad, index=naive.index)).sum())
 
 
 def _to_seconds(parsed: pd.Series, bad: np.ndarray) -> np.ndarray:
     out = np.full(len(parsed), np.nan)
     ok = ~bad
     if ok.any():
-        good = pd.DatetimeIndex(parsed[ok]).as_unit("ns")
-        out[ok] = good.asi8 / 1e9
+        good = pd.DatetimeIndex(parsed[ok]).as_unit("us")  # microseconds reach far beyond 2200
+        out[ok] = good.asi8 / 1e6
     return out
 
 

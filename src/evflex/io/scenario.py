@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticError, model_validator
 
@@ -32,14 +31,14 @@ from evflex.units import PHASE_NAMES
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _FileOrProfile(_Strict):
     """A series read from a file or made by an embedded profile: exactly one of the two."""
 
     file: str | None = None
-    seed: int = 1
+    seed: int = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -67,7 +66,7 @@ class FileSpec(_Strict):
 
 class SiteSpec(_Strict):
     name: str = Field(min_length=1)
-    voltage_ln_v: float = Field(230.0, gt=0)
+    voltage_ln_v: float = Field(230.0, ge=50, le=1000)
     connection_limit_a: float = Field(gt=0)
     base_load: BaseLoadSpec | None = None
     pv: PvSpec | None = None
@@ -82,7 +81,7 @@ class ChargerSpec(_Strict):
     max_current_a: float = Field(16.0, gt=0, le=1000)
     min_current_a: float = Field(6.0, gt=0)
     phases: Literal[1, 2, 3] = 3
-    phase_rotation: str | list[str] = "L1L2L3"
+    phase_rotation: str | list[str] | None = None  # default: L1, L1L2 or L1L2L3
     modulation: bool = True
     phase_switching: bool = False
     v2g: bool = False
@@ -99,6 +98,13 @@ class ChargerSpec(_Strict):
                              f"({self.max_current_a:g})")
         if self.id is not None and self.count > 1:
             raise ValueError("give 'id' for one charger or 'count' (with 'id_prefix') for several, not both")
+        if self.setpoint_resolution_a > self.min_current_a:
+            raise ValueError(f"setpoint_resolution_a ({self.setpoint_resolution_a:g}) is above min_current_a "
+                             f"({self.min_current_a:g})")
+        if self.precision_a >= self.min_current_a:
+            raise ValueError(f"precision_a ({self.precision_a:g}) must be below min_current_a ({self.min_current_a:g})")
+        if self.phase_rotation is None:
+            return self
         rotations = self.phase_rotation if isinstance(self.phase_rotation, list) else [self.phase_rotation]
         if isinstance(self.phase_rotation, list) and len(rotations) != self.connectors:
             raise ValueError(f"phase_rotation lists {len(rotations)} rotation(s) for {self.connectors} connector(s)")
@@ -128,7 +134,8 @@ class FeederSpec(_Strict):
 
 class GenerateSpec(_Strict):
     profile: Literal["workplace", "home", "public", "fleet"]
-    seed: int = 1
+    days: float | None = Field(None, gt=0)  # default: the simulated window
+    seed: int = Field(1, ge=0)
 
 
 class SessionsSpec(_Strict):
@@ -148,7 +155,7 @@ class SimulationSpec(_Strict):
     days: float = Field(28.0, gt=0, le=3660)
     period_s: float = Field(60.0, ge=1, le=3600)
     strategy: Strategy = Strategy.LLF
-    seed: int = 1
+    seed: int = Field(1, ge=0)
     ev_limits_known: bool = False
     taper_soc: float = Field(0.8, gt=0, lt=1)
 
@@ -202,6 +209,8 @@ def read_scenario(path: str | Path, *, sessions: str | Path | None = None, strat
         raise ValidationError([problem(src, "file not found")]) from None
     except UnicodeDecodeError:
         raise ValidationError([problem(src, "not a UTF-8 text file")]) from None
+    except OSError as exc:
+        raise ValidationError([problem(src, f"cannot read: {exc.strerror or exc}")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError([problem(src, f"invalid TOML: {exc}")]) from None
     sim_raw = raw.get("simulation")
@@ -209,11 +218,10 @@ def read_scenario(path: str | Path, *, sessions: str | Path | None = None, strat
         for key, val in (("strategy", strategy), ("days", days), ("seed", seed), ("start", start)):
             if val is not None:
                 sim_raw[key] = val
-    if sessions is not None and isinstance(raw.get("sessions"), dict):
+    if sessions is not None:
         raw["sessions"] = {"file": str(Path(sessions).resolve())}
-    elif sessions is not None:
-        raw["sessions"] = {"file": str(Path(sessions).resolve())}
-    return parse_scenario(raw, base_dir=path.parent, source=src, seed_override=seed)
+    sc = parse_scenario(raw, base_dir=path.parent, source=src, seed_override=seed)
+    return sc.with_source(path)
 
 
 def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scenario.toml",
@@ -226,6 +234,10 @@ def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scen
     probs: list[Problem] = []
     site = _build_site(spec, source, probs)
     sim_cfg = _build_simulation(spec.simulation, source, probs)
+    for ci, c in enumerate(spec.chargers, start=1):
+        if c.activation_delay_s >= spec.simulation.period_s:
+            probs.append(problem(source, f"must be shorter than simulation.period_s ({spec.simulation.period_s:g} s)",
+                                 field=f"chargers[{ci}].activation_delay_s", value=c.activation_delay_s))
     if probs:
         raise ValidationError(probs)
     topo = compile_topology(site)
@@ -243,7 +255,8 @@ def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scen
         else:
             g = spec.sessions.generate
             gseed = g.seed if seed_override is None else seed_override
-            table = generated_sessions(g.profile, topo, sim_cfg, gseed)
+            gdays = sim_cfg.days if g.days is None else min(g.days, sim_cfg.days)
+            table = generated_sessions(g.profile, topo, sim_cfg, gseed, gdays)
             sess_src = f"generated: {g.profile}, seed {gseed}"
     except ValidationError as exc:
         probs += exc.problems
@@ -281,12 +294,13 @@ def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scen
                     sessions_source=sess_src)
 
 
-def generated_sessions(profile: str, topo, cfg: SimulationConfig, seed: int):
-    """Sessions from a behaviour model for every connector of the site."""
+def generated_sessions(profile: str, topo, cfg: SimulationConfig, seed: int, days: float):
+    """Sessions from a behaviour model for every connector of the site, over ``days`` from
+    the start of the simulated window."""
     from evflex.sim.behaviour import generate_sessions
 
     start = cfg.start.astimezone(cfg.tz) if cfg.timezone is not None else cfg.start
-    df = generate_sessions(profile, list(topo.connector_ids), start, cfg.days, seed,
+    df = generate_sessions(profile, list(topo.connector_ids), start, days, seed,
                            connector_phases=topo.charger_phases.tolist(),
                            connector_max_current_a=topo.max_current_a.tolist(), voltage_ln_v=topo.voltage_ln_v)
     return parse_sessions(sessions_as_text(df), topo, f"generated {profile} sessions")
@@ -307,6 +321,8 @@ def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
             if isinstance(c.phase_rotation, list):
                 per_connector = tuple(parse_rotation(r) for r in c.phase_rotation)
                 rot = per_connector[0]
+            elif c.phase_rotation is None:
+                rot = (0, 1, 2)[: c.phases]
             elif c.phase_rotation == "cyclic":
                 shift = (len(chargers)) % 3
                 rot = tuple((p + shift) % 3 for p in range(3))[: c.phases]
@@ -325,7 +341,11 @@ def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
             probs.append(problem(source, "duplicate charger id", field="chargers.id", value=ch.id))
         seen[ch.id] = 1
     feeders = []
+    feeder_ids: set[str] = set()
     for fi, f in enumerate(spec.feeders, start=1):
+        if f.id in feeder_ids:
+            probs.append(problem(source, "duplicate feeder id", field=f"feeders[{fi}].id", value=f.id))
+        feeder_ids.add(f.id)
         for name in f.chargers:
             if name not in seen:
                 probs.append(problem(source, "unknown charger", field=f"feeders[{fi}].chargers", value=name))

@@ -23,6 +23,10 @@ from evflex.model.topology import Topology
 REQUIRED = ["session_id", "connector_id", "arrival", "departure", "energy_kwh"]
 OPTIONAL = ["max_power_kw", "phases", "battery_kwh", "soc_arrival", "v2g", "efficiency", "max_current_a"]
 COLUMNS = REQUIRED + OPTIONAL
+#: Plausibility bounds: a heavy truck's battery is under 1 MWh, AC charging under 1 MW.
+MAX_ENERGY_KWH = 10_000.0
+MAX_POWER_KW = 1_000.0
+MAX_CURRENT_A = 1_000.0
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -78,18 +82,26 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
     energy, p = parse_numbers(df["energy_kwh"], source, "energy_kwh")
     probs += p
     probs += _check(energy < 0, df, "energy_kwh", "must be >= 0", lines, source)
+    probs += _check(energy > MAX_ENERGY_KWH, df, "energy_kwh", f"implausibly large (over {MAX_ENERGY_KWH:g})",
+                    lines, source)
 
     opt = {c: df[c] if c in df.columns else pd.Series([""] * n) for c in OPTIONAL}
     max_kw, p = parse_numbers(opt["max_power_kw"], source, "max_power_kw", required=False)
     probs += p + _check(max_kw <= 0, df, "max_power_kw", "must be > 0", lines, source)
+    probs += _check(max_kw > MAX_POWER_KW, df, "max_power_kw", f"implausibly large (over {MAX_POWER_KW:g})",
+                    lines, source)
     max_a, p = parse_numbers(opt["max_current_a"], source, "max_current_a", required=False)
     probs += p + _check(max_a <= 0, df, "max_current_a", "must be > 0", lines, source)
+    probs += _check(max_a > MAX_CURRENT_A, df, "max_current_a", f"implausibly large (over {MAX_CURRENT_A:g})",
+                    lines, source)
     phases_f, p = parse_numbers(opt["phases"], source, "phases", required=False)
     probs += p + _check(~np.isnan(phases_f) & ~np.isin(phases_f, [1, 2, 3]), df, "phases", "must be 1, 2 or 3",
                         lines, source)
     phases = np.where(np.isin(phases_f, [1, 2, 3]), phases_f, 0).astype(np.int64)
     battery, p = parse_numbers(opt["battery_kwh"], source, "battery_kwh", required=False)
     probs += p + _check(battery <= 0, df, "battery_kwh", "must be > 0", lines, source)
+    probs += _check(battery > MAX_ENERGY_KWH, df, "battery_kwh", f"implausibly large (over {MAX_ENERGY_KWH:g})",
+                    lines, source)
     soc, p = parse_numbers(opt["soc_arrival"], source, "soc_arrival", required=False)
     probs += p + _check((soc < 0) | (soc > 1), df, "soc_arrival", "must be within 0-1", lines, source)
     eff, p = parse_numbers(opt["efficiency"], source, "efficiency", required=False)
@@ -209,6 +221,9 @@ def write_sessions_csv(df: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    sessions_as_text(df, decimals=4).to_csv(tmp, index=False)
-    tmp.replace(path)
+    try:
+        sessions_as_text(df, decimals=4).to_csv(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -47,3 +47,17 @@ class StepSeries:
         """Values holding at each of ``at_s`` (which must lie inside the coverage)."""
         idx = np.searchsorted(self.times_s, np.asarray(at_s, dtype=np.float64), side="right") - 1
         return self.values[np.clip(idx, 0, len(self.times_s) - 1)]
+
+    def over_steps(self, starts_s: np.ndarray, period_s: float, reduce: np.ufunc) -> np.ndarray:
+        """Each step's value, reduced with ``reduce`` (``np.minimum``, ``np.maximum``) over
+        every value holding at some time during ``[start, start + period_s)``, so that a dip
+        or a peak shorter than a step is not lost (the value at the step start when the
+        series is as coarse as the steps)."""
+        t = np.asarray(starts_s, dtype=np.float64)
+        last = len(self.times_s) - 1
+        first = np.clip(np.searchsorted(self.times_s, t, side="right") - 1, 0, last)
+        stop = np.clip(np.searchsorted(self.times_s, t + period_s, side="left") - 1, 0, last)
+        out = self.values[first].copy()
+        for k in np.flatnonzero(stop > first):  # steps with a change inside them
+            out[k] = reduce.reduce(self.values[first[k]: stop[k] + 1], axis=0)
+        return out

@@ -17,6 +17,7 @@ import numpy as np
 
 from evflex.control.allocation.controller import make_controller
 from evflex.control.interface import Controller, SiteSnapshot, Strategy
+from evflex.errors import ValidationError, problem
 from evflex.model.topology import Topology, compile_topology
 from evflex.sim.physics import response, taper_limit_a
 from evflex.sim.results import RunRecord, SimulationResult
@@ -24,6 +25,9 @@ from evflex.sim.scenario import Scenario
 from evflex.units import CURRENT_TOL_A, ENERGY_TOL_KWH, J_PER_KWH, N_PHASES
 
 ProgressFn = Callable[[int, int], None]
+#: Per-connector values (steps x connectors) a run may record: four arrays of them are kept
+#: (about 13 bytes a value), and the post-run checks make a few float64 copies.
+MAX_RECORDED_VALUES = 150_000_000
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -34,24 +38,32 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 def site_series(scenario: Scenario, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Building load (N, 3) [A], PV (N,) [kW] and connection limit (N,) [A] on the step grid."""
-    n = len(times_s)
-    building = scenario.base_load.sample(times_s) if scenario.base_load is not None else np.zeros((n, N_PHASES))
+    """Building load (N, 3) [A], PV (N,) [kW] and connection limit (N,) [A] on the step grid.
+
+    Conservative where a series is finer than the steps: each step takes the highest
+    building load, the lowest PV and the lowest limit holding at any time within it.
+    """
+    n, dt = len(times_s), scenario.simulation.period_s
+    building = scenario.base_load.over_steps(times_s, dt, np.maximum) if scenario.base_load is not None \
+        else np.zeros((n, N_PHASES))
     if building.ndim == 1:
         building = np.repeat(building[:, None], N_PHASES, axis=1)
-    pv_kw = scenario.pv.sample(times_s) if scenario.pv is not None else np.zeros(n)
+    pv_kw = scenario.pv.over_steps(times_s, dt, np.minimum) if scenario.pv is not None else np.zeros(n)
     if scenario.connection_limit is not None:
-        limit = scenario.connection_limit.sample(times_s)
+        limit = scenario.connection_limit.over_steps(times_s, dt, np.minimum)
     else:
         limit = np.full(n, scenario.site.connection_limit_a)
     return building, pv_kw, limit
 
 
-def window_sessions(scenario: Scenario) -> tuple[np.ndarray, int]:
-    """Indices of the sessions lying inside the simulated window, and how many do not."""
+def window_sessions(scenario: Scenario) -> tuple[np.ndarray, np.ndarray, int]:
+    """Sessions present during the simulated window: their indices, whether each is cut by
+    the window's start or end (truncated), and how many sessions lie wholly outside."""
     cfg, s = scenario.simulation, scenario.sessions
-    inside = (s.arrival_s >= cfg.start_s) & (s.departure_s <= cfg.end_s)
-    return np.flatnonzero(inside), int((~inside).sum())
+    present = (s.arrival_s < cfg.end_s) & (s.departure_s > cfg.start_s)
+    sel = np.flatnonzero(present)
+    cut = (s.arrival_s[sel] < cfg.start_s) | (s.departure_s[sel] > cfg.end_s)
+    return sel, cut, int((~present).sum())
 
 
 def simulate(scenario: Scenario, strategy: Strategy | str | None = None, *,
@@ -72,6 +84,18 @@ def simulate(scenario: Scenario, strategy: Strategy | str | None = None, *,
     cfg = scenario.simulation
     strat = Strategy(strategy) if strategy is not None else cfg.strategy
     topo = compile_topology(scenario.site)
+    values = cfg.n_steps * topo.n
+    if values > MAX_RECORDED_VALUES:
+        raise ValidationError([problem("simulation", f"{cfg.n_steps} steps x {topo.n} connectors = "
+                                       f"{values / 1e6:.0f} million recorded values, more than the "
+                                       f"{MAX_RECORDED_VALUES / 1e6:.0f} million a run keeps in memory: shorten "
+                                       "days, lengthen period_s or split the site")])
+    slow = topo.activation_delay_s >= cfg.period_s
+    if slow.any():
+        c = int(np.argmax(slow))
+        raise ValidationError([problem("simulation", f"must be shorter than period_s ({cfg.period_s:g} s)",
+                                       field=f"{topo.connector_ids[c]}: activation_delay_s",
+                                       value=float(topo.activation_delay_s[c]))])
     ctrl = controller or make_controller(topo, strat, scenario.controller)
     wall0 = time.perf_counter()
     rec = _run(scenario, topo, ctrl, progress)
@@ -96,14 +120,21 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     varying_limit = bool(N) and bool(np.any(limit != limit[0]))
     conn = topo.connection_rows
 
-    sel, outside = window_sessions(scenario)
+    sel, truncated, outside = window_sessions(scenario)
     if outside:
         warnings.warn(f"{outside} session(s) outside the simulated window were skipped", stacklevel=3)
+    if truncated.any():
+        warnings.warn(f"{int(truncated.sum())} session(s) cut by the window's start or end are simulated inside it "
+                      "and left out of the served-energy KPIs", stacklevel=3)
     S = scenario.sessions.take(sel)
     ns = len(S)
     rng = np.random.default_rng(cfg.seed)
-    arr_step = np.ceil((S.arrival_s - start_s) / dt - 1e-9).astype(np.int64)
+    arr_step = np.maximum(np.ceil((S.arrival_s - start_s) / dt - 1e-9).astype(np.int64), 0)
     dep_step = np.minimum(np.floor((S.departure_s - start_s) / dt + 1e-9).astype(np.int64), N)
+    short = dep_step <= arr_step
+    if short.any():
+        warnings.warn(f"{int(short.sum())} session(s) shorter than one {dt:g} s step once aligned to the steps "
+                      "get no energy", stacklevel=3)
     phys_phases = np.where(S.phases > 0, np.minimum(S.phases, topo.charger_phases[S.connector]),
                            topo.charger_phases[S.connector])
     with np.errstate(invalid="ignore"):
@@ -135,6 +166,11 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     known_max = np.full(n, np.nan)
     known_ph = np.zeros(n, dtype=np.int64)
     i_end = np.zeros(n)
+    sp_prev = np.zeros(n)  # the set-point in effect
+    drawn_prev = np.zeros(n, dtype=np.int64)
+    gate = np.zeros(n)  # seconds into the step before a waiting rise may start
+    onoff = ~topo.modulation
+    any_onoff = bool(onoff.any())
     delivered = np.zeros(ns)
     finish_s = np.full(ns, np.nan)
     has_battery = False
@@ -157,6 +193,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
             if sess[c] == j:
                 delivered[j] = request[j] - remaining[c]
                 sess[c], plugged[c], remaining[c], i_end[c] = -1, False, 0.0, 0.0
+                sp_prev[c], gate[c], drawn_prev[c] = 0.0, 0.0, 0
                 events = True
         while ia < ns and arr_step[a_order[ia]] <= k:
             j = a_order[ia]
@@ -165,6 +202,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
                 continue  # present for less than one step
             c = S.connector[j]
             sess[c], plugged[c], remaining[c], i_end[c] = j, True, request[j], 0.0
+            sp_prev[c], gate[c], drawn_prev[c] = 0.0, 0.0, 0
             soc[c], battery[c], eff[c] = soc0[j], battery_s[j], S.efficiency[j]
             has_battery = has_battery or battery_s[j] < np.inf
             evmax[c], ph[c], offset[c] = ev_max_phys[j], phys_phases[j], offset_a[j]
@@ -174,6 +212,8 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
         busy = plugged & (remaining > ENERGY_TOL_KWH)
         if not np.count_nonzero(busy):
             i_end[:] = 0.0
+            sp_prev[:] = 0.0
+            gate[:] = 0.0
             nxt = N if ia >= ns else int(arr_step[a_order[ia]])
             k = max(k + 1, min(nxt, N))
             continue
@@ -201,8 +241,21 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
 
         # physics: what the EV takes, how fast it gets there
         cap_a = taper_limit_a(soc, evmax, cfg.taper_soc) if has_battery else evmax
-        target = np.where(busy & (sp_a >= min_a), np.maximum(np.minimum(sp_a, cap_a) - offset, 0.0), 0.0)
-        avg, end = response(i_end, target, delay, ramp, dt)
+        switched = (drawn != drawn_prev) & (drawn_prev > 0)
+        i0 = np.where(switched, 0.0, i_end) if np.count_nonzero(switched) else i_end  # charging pauses
+        changed = (sp_a != sp_prev) | switched
+        pilot, pilot_old = sp_a, sp_prev
+        if any_onoff:  # an on/off charger is on at its rating: the EV takes what it can
+            pilot = np.where(onoff & (sp_a > 0), topo.max_current_a, sp_a)
+            pilot_old = np.where(onoff & (sp_prev > 0), topo.max_current_a, sp_prev)
+        target = np.where(busy & (pilot >= min_a), np.maximum(np.minimum(pilot, cap_a) - offset, 0.0), 0.0)
+        if np.count_nonzero(changed):
+            old = np.where(busy & (pilot_old >= min_a), np.maximum(np.minimum(pilot_old, cap_a) - offset, 0.0),
+                           0.0)
+        else:
+            old = target
+        avg, end, gate = response(i0, old, target, changed, gate, delay, ramp, dt)
+        sp_prev, drawn_prev = sp_a, drawn
         e = avg * drawn * (V * dt / J_PER_KWH)
         over = e > remaining
         frac = 1.0
@@ -236,5 +289,5 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
 
     rec.sessions = dict(table=S, index=sel, arr_step=arr_step, dep_step=dep_step, request=request,
                         delivered=delivered, finish_s=finish_s, phases=phys_phases,
-                        known_max_a=known_max_s)
+                        known_max_a=known_max_s, truncated=truncated)
     return rec

@@ -1,11 +1,11 @@
 """Physics of the charger response and the EV battery, as array kernels.
 
 Charger response (practical attributes of seed 000 / 002): a new set-point takes effect
-after an *activation delay*; the drawn current then moves toward it at a *ramp rate*; each
-EV draws a fixed offset below the set-point, at most the charger's *precision* (IEC
-61851-1: an EV never draws more than the pilot signal allows). Decreases are applied first
-and increases only once every decrease has settled, so no row's current rises above
-max(old, new) in between.
+after an *activation delay* (until then the previous one applies); the drawn current moves
+toward whatever applies at a *ramp rate*, over as many steps as that takes; each EV draws a
+fixed offset below the set-point, at most the charger's *precision* (IEC 61851-1: an EV
+never draws more than the pilot signal allows). Decreases go first: a connector given a
+higher set-point starts rising only once every connector on its way down has settled.
 
 Battery: a two-stage constant-current / constant-voltage model. Up to ``taper_soc`` the EV
 takes its full current; above it the acceptable current falls linearly to zero at full
@@ -16,35 +16,66 @@ from __future__ import annotations
 
 import numpy as np
 
+#: A difference between current and target below this is settled, not a ramp [A].
+SETTLED_A = 1e-6
 
-def response(i0_a: np.ndarray, target_a: np.ndarray, delay_s: np.ndarray, ramp_a_per_s: np.ndarray,
-             period_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Average and end-of-period current of connectors moving from ``i0_a`` to ``target_a``.
 
-    ``ramp_a_per_s`` must be positive. Decreasing connectors start after their own delay;
-    increasing ones wait for the last decrease to settle (and for their own delay).
-    Returns ``(average_a, end_a)``.
+def ramp_toward(start_a: np.ndarray, target_a: np.ndarray, ramp_a_per_s: np.ndarray, duration_s
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Move from ``start_a`` toward ``target_a`` at ``ramp_a_per_s`` for ``duration_s``.
+
+    Returns ``(area, end)``: the integral of the current [A s] and where it ends [A]. The
+    trajectory is a straight ramp for ``tau = |end - start| / ramp`` then flat, so its area
+    is ``end * duration - (end - start) * tau / 2`` whether or not the target is reached.
     """
-    delta = target_a - i0_a
-    if not np.count_nonzero(delta):
-        return target_a, target_a
-    ramp_time = np.abs(delta) / ramp_a_per_s
-    down = delta < 0
-    if np.count_nonzero(down):
-        hold = np.maximum.reduce((delay_s + ramp_time)[down])
-        t0 = np.where(down, delay_s, np.maximum(delay_s, hold))
-    else:
-        t0 = delay_s
-    t1 = t0 + ramp_time
-    if np.count_nonzero(t1 > period_s):  # some ramps run past the end of the period
-        t0 = np.minimum(t0, period_s)
-        done = t1 <= period_s
-        end = np.where(done, target_a, i0_a + np.sign(delta) * ramp_a_per_s * (period_s - t0))
-        t1c = np.minimum(t1, period_s)
-        area = i0_a * t0 + 0.5 * (i0_a + end) * (t1c - t0) + target_a * (period_s - t1c)
-        return area / period_s, end
-    area = i0_a * t0 + 0.5 * (i0_a + target_a) * ramp_time + target_a * (period_s - t1)
-    return area / period_s, target_a
+    reach = ramp_a_per_s * duration_s
+    move = np.minimum(np.maximum(target_a - start_a, -reach), reach)
+    end = start_a + move
+    return end * duration_s - 0.5 * move * (np.abs(move) / ramp_a_per_s), end
+
+
+def response(i0_a: np.ndarray, old_target_a: np.ndarray, new_target_a: np.ndarray, changed: np.ndarray,
+             gate_s: np.ndarray, delay_s: np.ndarray, ramp_a_per_s: np.ndarray, period_s: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Average and end current of connectors over one period, and their carried gates.
+
+    Parameters
+    ----------
+    i0_a : current at the start of the period [A].
+    old_target_a, new_target_a : what the previous and the new set-point let the EV draw [A].
+    changed : the set-point changed at the start of this period: the old target applies for
+        ``delay_s`` (which must be shorter than the period), then the new one.
+    gate_s : time into this period before which a connector may not start ramping (a rise
+        still waiting for decreases elsewhere to settle) [s].
+    ramp_a_per_s : must be positive.
+
+    Returns ``(average_a, end_a, gate_s)`` with the gates carried into the next period.
+    """
+    gated = bool(np.count_nonzero(gate_s))
+    if np.count_nonzero(changed):
+        d = np.where(changed, delay_s, 0.0)
+        # during the activation delay: hold until the gate, then move toward the old target
+        if gated:
+            area_a, i_a = ramp_toward(i0_a, old_target_a, ramp_a_per_s, np.maximum(d - gate_s, 0.0))
+            area_a += i0_a * np.minimum(gate_s, d)
+            start = np.where(changed, d, gate_s)
+        else:
+            area_a, i_a = ramp_toward(i0_a, old_target_a, ramp_a_per_s, d)
+            start = d
+        # after it: toward the new target; new rises wait for every decrease to settle
+        down = new_target_a < i_a - SETTLED_A
+        if np.count_nonzero(down):
+            hold = np.maximum.reduce((start + (i_a - new_target_a) / ramp_a_per_s)[down])
+            start = np.where(changed & (new_target_a > i_a + SETTLED_A), np.maximum(start, hold), start)
+    elif gated:
+        d, area_a, i_a, start = 0.0, 0.0, i0_a, gate_s
+    else:  # nothing new, nothing waiting: every connector just moves toward its target
+        area, end = ramp_toward(i0_a, new_target_a, ramp_a_per_s, period_s)
+        return area / period_s, end, gate_s
+    begin = np.minimum(start, period_s)
+    area_b, end = ramp_toward(i_a, new_target_a, ramp_a_per_s, period_s - begin)
+    area_b += i_a * (begin - d)
+    return (area_a + area_b) / period_s, end, np.maximum(start - period_s, 0.0)
 
 
 def taper_limit_a(soc: np.ndarray, max_a: np.ndarray, taper_soc: float) -> np.ndarray:

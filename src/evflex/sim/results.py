@@ -107,6 +107,7 @@ def derive(rec: RunRecord, topo: Topology) -> Derived:
     start = np.zeros((N, n), dtype=np.float64)
     start[1:] = rec.end_a[:-1]
     start *= same
+    start[1:] *= rec.drawn[1:] == rec.drawn[:-1]  # a phase switch pauses the charge
     masks = _phase_masks(rec.drawn, topo)
     m = topo.m
     rows = {"end": np.zeros((N, m)), "start": np.zeros((N, m)), "cmd": np.zeros((N, m))}
@@ -243,7 +244,9 @@ class SimulationResult:
         unmet = np.maximum(req - got, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             served = np.where(req > 0, 100.0 * got / req, 100.0)
-        wait_min = (self.derived.first_s - S.arrival_s) / 60.0
+        first = self.derived.first_s
+        never = np.isnan(first) & (req > 0)
+        wait_min = np.where(never, (S.departure_s - S.arrival_s) / 60.0, (first - S.arrival_s) / 60.0)
         return pd.DataFrame({
             "session_id": S.session_id.astype(str),
             "connector_id": np.asarray(self.topology.connector_ids, dtype=object)[S.connector],
@@ -258,6 +261,7 @@ class SimulationResult:
             "first_charge": ts(self.derived.first_s),
             "finish": ts(s["finish_s"]),
             "wait_min": wait_min,
+            "truncated": s["truncated"],
             "starts": self.derived.starts,
             "phase_switches": self.derived.phase_switches,
         })
@@ -272,7 +276,8 @@ class SimulationResult:
     def _build_kpis(self) -> dict:
         r, topo, s, d = self.record, self.topology, self.record.sessions, self.derived
         V, dt = topo.voltage_ln_v, self.period_s
-        req, got = s["request"], s["delivered"]
+        whole = ~s["truncated"]  # served-energy KPIs count sessions wholly inside the window
+        req, got = s["request"][whole], s["delivered"][whole]
         ns = len(req)
         unmet = np.maximum(req - got, 0.0)
         conn = topo.connection_rows
@@ -286,11 +291,12 @@ class SimulationResult:
         ev_kw = d.ev_phase_avg_a.sum(axis=1) * V / 1000.0
         site_kw = ev_kw + r.building_a.sum(axis=1) * V / 1000.0 - r.pv_kw
         total_req = float(req.sum())
-        sessions_df = self.sessions
+        sessions_df = self.sessions[whole]
         first_wait = sessions_df["wait_min"].to_numpy(dtype=float)
         k = {
             "strategy": self.strategy.value,
             "sessions": int(ns),
+            "sessions_truncated": int((~whole).sum()),
             "steps": int(len(r.times_s)),
             "period_s": dt,
             "energy_requested_kwh": total_req,
@@ -311,11 +317,11 @@ class SimulationResult:
             "phase_unbalance_max_a": float((phase_tot.max(axis=1) - phase_tot.min(axis=1)).max())
             if len(phase_tot) else 0.0,
             "ev_energy_by_phase_kwh": [float(x) for x in d.ev_phase_avg_a.sum(axis=0) * V * dt / J_PER_KWH],
-            "switch_ons_per_session_mean": float(d.starts.mean()) if ns else 0.0,
-            "switch_ons_per_session_max": int(d.starts.max()) if ns else 0,
+            "switch_ons_per_session_mean": float(d.starts[whole].mean()) if ns else 0.0,
+            "switch_ons_per_session_max": int(d.starts[whole].max()) if ns else 0,
             "phase_switches": int(d.phase_switches.sum()),
             "wait_to_first_charge_max_min": float(np.nanmax(first_wait)) if np.isfinite(first_wait).any() else 0.0,
-            "sessions_never_charged": int(np.sum(got <= 0)),
+            "sessions_never_charged": int(np.sum((got <= 0) & (req > 0))),
             "active_steps": int(r.active.sum()),
             "sim_wall_s": float(r.wall_s),
         }
@@ -327,8 +333,11 @@ class SimulationResult:
 
         Always: energy equals the integral of power per session and for the site; no session
         gets more than its request (or battery room); set-points are 0 or within
-        [min, min(charger, EV) max]. For controlled strategies also: no constraint row over
-        its limit, for the set-points and for the settled currents.
+        [min, min(charger, EV) max]. For controlled strategies also: the set-points keep
+        every constraint row within its limit. (Physical currents lag set-points while
+        chargers respond; that lag is measured by the ``limit_violation_steps`` and
+        ``transient_*`` KPIs, not raised: with chargers that settle within a step, the
+        settled currents are within the limits whenever the set-points are.)
         """
         r, topo, s, d = self.record, self.topology, self.record.sessions, self.derived
         V, dt = topo.voltage_ln_v, self.period_s
@@ -357,13 +366,12 @@ class SimulationResult:
         if d.bad_setpoints:
             problems.append(f"set-point out of range at {d.bad_setpoints} step(s), first {d.bad_setpoint_example}")
         if self.strategy is not Strategy.UNCONTROLLED:
-            for which in ("cmd", "end"):
-                v = self.violations(which)
-                if v.any():
-                    kk, rr = np.argwhere(v)[0]
-                    problems.append(
-                        f"limit: row {topo.row_ids[rr]} at {self.row_totals(which)[kk, rr]:.3f} A > "
-                        f"{self.row_limits()[kk, rr]:.3f} A at step {kk} ({which}), {int(v.any(axis=1).sum())} step(s)")
+            v = self.violations("cmd")
+            if v.any():
+                kk, rr = np.argwhere(v)[0]
+                problems.append(
+                    f"limit: set-points put row {topo.row_ids[rr]} at {self.row_totals('cmd')[kk, rr]:.3f} A > "
+                    f"{self.row_limits()[kk, rr]:.3f} A at step {kk}, {int(v.any(axis=1).sum())} step(s)")
         if problems and raise_on_error:
             raise InvariantError("; ".join(problems))
         return problems
@@ -373,7 +381,7 @@ class SimulationResult:
         """Write ``kpis.json``, ``timeseries.parquet``, ``sessions.csv`` and ``report.html``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "kpis.json").write_text(json.dumps(self.kpis, indent=2) + "\n")
+        (out / "kpis.json").write_text(json.dumps(self.kpis, indent=2, allow_nan=False) + "\n")
         self.timeseries.to_parquet(out / "timeseries.parquet")
         self.sessions.to_csv(out / "sessions.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
         if report:

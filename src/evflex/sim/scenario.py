@@ -82,12 +82,6 @@ class Scenario:
     source: Path | None = None
     sessions_source: str = ""
 
-    def with_changes(self, **changes) -> "Scenario":
-        """A copy with top-level fields replaced; ``strategy=``, ``days=``, ``seed=`` and
-        ``start=`` go to the simulation config."""
-        sim_keys = {k: changes.pop(k) for k in ("strategy", "days", "seed", "start", "period_s",
-                                               "ev_limits_known") if k in changes}
-        if "strategy" in sim_keys:
-            sim_keys["strategy"] = Strategy(sim_keys["strategy"])
-        sim = replace(self.simulation, **sim_keys) if sim_keys else self.simulation
-        return replace(self, simulation=sim, **changes)
+    def with_source(self, path: Path) -> "Scenario":
+        """The same scenario, remembering the file it was read from."""
+        return replace(self, source=path)

@@ -188,8 +188,10 @@ class AllocationController:
         finish_a = remaining * (self._j_per_a / snap.period_s) / drawn
         finish_a[np.isnan(finish_a)] = np.inf
         ub = np.maximum(np.minimum(hw, np.maximum(finish_a, lb)), lb)
-        if self._any_onoff:  # on/off chargers: all the EV takes, or nothing
-            ub = np.where(self._onoff, np.maximum(hw, lb), ub)
+        if self._any_onoff:  # on/off chargers: all the EV takes, or nothing. Reserve the rating
+            # or the EV's known limit, never a learned one: when on, the EV draws what it can
+            onoff_a = np.maximum(np.fmin(topo.max_current_a, snap.ev_max_current_a), lb)
+            ub = np.where(self._onoff, onoff_a, ub)
             lb = np.where(self._onoff, ub, lb)
         if self.strategy is Strategy.UNCONTROLLED:  # a dumb charger offers its rating
             current = np.where(wants, np.maximum(topo.max_current_a, lb), 0.0)

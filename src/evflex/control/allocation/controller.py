@@ -98,13 +98,15 @@ class AllocationController:
         self._sp_time = np.full(n, -np.inf)  # when the current set-point was given
         self._learned_max = np.full(n, np.inf)
         self._learned_at = np.full(n, np.nan)
-        self._n_learned = 0
+        self._next_forget = np.inf
+        self._settled_at = np.full(n, -np.inf)  # when the current set-point has taken effect
         self._learned_phases = np.zeros(n, dtype=np.int64)
         self._mode_phases = self.topology.charger_phases.copy()
         self._mode_since = np.full(n, -np.inf)
         self._switchable = self.topology.phase_switching & (self.topology.charger_phases > 1)
         self._any_switchable = bool(self._switchable.any())
         self._phase_unknown = np.zeros(n, dtype=bool)
+        self._any_phase_unknown = False
         self._ev_phases_seen = np.zeros(n, dtype=np.int64)
         self._drawn = self._mode_phases.copy()
         self._M_key: bytes | None = None
@@ -121,6 +123,9 @@ class AllocationController:
         self._learned_at[new] = np.nan
         self._learned_phases[new] = 0
         self._phase_unknown[new] = snap.ev_phases[new] <= 0
+        self._any_phase_unknown = bool(self._phase_unknown.any())
+        self._settled_at[new] = -np.inf
+        self._update_next_forget()
         self._mode_phases[new] = self.topology.charger_phases[new]
         self._mode_since[new] = -np.inf
 
@@ -130,14 +135,13 @@ class AllocationController:
         if not self.params.learn_ev_limits:
             return False
         t = snap.time_s
-        if self._n_learned:
+        if t >= self._next_forget:  # the oldest learned limit has expired
             forget = (t - self._learned_at) >= self.params.reprobe_s
-            if np.count_nonzero(forget):
-                self._learned_max[forget] = np.inf
-                self._learned_at[forget] = np.nan
-                self._n_learned = int(np.count_nonzero(~np.isnan(self._learned_at)))
+            self._learned_max[forget] = np.inf
+            self._learned_at[forget] = np.nan
+            self._update_next_forget()
         sp = self._sp  # a connector unplugged since has a new session key and sp 0
-        steady = (sp > 0) & ((t - self._sp_time) >= self._settle_s)
+        steady = (sp > 0) & (t >= self._settled_at)
         if not np.count_nonzero(steady):
             return False
         meas = snap.measured_current_a
@@ -147,15 +151,22 @@ class AllocationController:
             limited &= np.isnan(snap.ev_max_current_a)
             self._learned_max[limited] = drawn[limited] + 0.5 * self._learn_thr[limited]
             self._learned_at[limited] = t
-            self._n_learned = int(np.count_nonzero(~np.isnan(self._learned_at)))
+            self._update_next_forget()
+        if not self._any_phase_unknown:
+            return False
         clear = steady & self._phase_unknown & (drawn >= 2.0)
         if np.count_nonzero(clear):
             clear &= (snap.ev_phases <= 0) & (self._mode_phases == self.topology.charger_phases)
             on = meas[clear] > np.maximum(0.5, 0.25 * drawn[clear])[:, None]
             self._learned_phases[clear] = on.sum(axis=1)
             self._phase_unknown[clear] = False
+            self._any_phase_unknown = bool(self._phase_unknown.any())
             return True
         return False
+
+    def _update_next_forget(self) -> None:
+        known = self._learned_at[~np.isnan(self._learned_at)]
+        self._next_forget = float(known.min()) + self.params.reprobe_s if known.size else np.inf
 
     # ----------------------------------------------------------------- step
     def step(self, snap: SiteSnapshot) -> Setpoints:
@@ -298,6 +309,7 @@ class AllocationController:
         changed = current != self._sp
         if np.count_nonzero(changed):
             self._sp_time = np.where(changed, t, self._sp_time)
+            self._settled_at = self._sp_time + self._settle_s
             starting = on & (self._sp <= 0)
             self._on_since[starting] = t
             self._on_since[~on] = np.nan

@@ -167,6 +167,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     known_ph = np.zeros(n, dtype=np.int64)
     i_end = np.zeros(n)
     sp_prev = np.zeros(n)  # the set-point in effect
+    target_prev = np.zeros(n)  # what it let the EV draw
     drawn_prev = np.zeros(n, dtype=np.int64)
     gate = np.zeros(n)  # seconds into the step before a waiting rise may start
     onoff = ~topo.modulation
@@ -193,7 +194,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
             if sess[c] == j:
                 delivered[j] = request[j] - remaining[c]
                 sess[c], plugged[c], remaining[c], i_end[c] = -1, False, 0.0, 0.0
-                sp_prev[c], gate[c], drawn_prev[c] = 0.0, 0.0, 0
+                sp_prev[c], gate[c], drawn_prev[c], target_prev[c] = 0.0, 0.0, 0, 0.0
                 events = True
         while ia < ns and arr_step[a_order[ia]] <= k:
             j = a_order[ia]
@@ -202,7 +203,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
                 continue  # present for less than one step
             c = S.connector[j]
             sess[c], plugged[c], remaining[c], i_end[c] = j, True, request[j], 0.0
-            sp_prev[c], gate[c], drawn_prev[c] = 0.0, 0.0, 0
+            sp_prev[c], gate[c], drawn_prev[c], target_prev[c] = 0.0, 0.0, 0, 0.0
             soc[c], battery[c], eff[c] = soc0[j], battery_s[j], S.efficiency[j]
             has_battery = has_battery or battery_s[j] < np.inf
             evmax[c], ph[c], offset[c] = ev_max_phys[j], phys_phases[j], offset_a[j]
@@ -213,6 +214,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
         if not np.count_nonzero(busy):
             i_end[:] = 0.0
             sp_prev[:] = 0.0
+            target_prev[:] = 0.0
             gate[:] = 0.0
             nxt = N if ia >= ns else int(arr_step[a_order[ia]])
             k = max(k + 1, min(nxt, N))
@@ -244,18 +246,14 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
         switched = (drawn != drawn_prev) & (drawn_prev > 0)
         i0 = np.where(switched, 0.0, i_end) if np.count_nonzero(switched) else i_end  # charging pauses
         changed = (sp_a != sp_prev) | switched
-        pilot, pilot_old = sp_a, sp_prev
+        pilot = sp_a
         if any_onoff:  # an on/off charger is on at its rating: the EV takes what it can
             pilot = np.where(onoff & (sp_a > 0), topo.max_current_a, sp_a)
-            pilot_old = np.where(onoff & (sp_prev > 0), topo.max_current_a, sp_prev)
         target = np.where(busy & (pilot >= min_a), np.maximum(np.minimum(pilot, cap_a) - offset, 0.0), 0.0)
-        if np.count_nonzero(changed):
-            old = np.where(busy & (pilot_old >= min_a), np.maximum(np.minimum(pilot_old, cap_a) - offset, 0.0),
-                           0.0)
-        else:
-            old = target
+        # during a new set-point's activation delay the EV keeps to last step's target
+        old = np.where(switched, 0.0, target_prev) if np.count_nonzero(switched) else target_prev
         avg, end, gate = response(i0, old, target, changed, gate, delay, ramp, dt)
-        sp_prev, drawn_prev = sp_a, drawn
+        sp_prev, drawn_prev, target_prev = sp_a, drawn, target
         e = avg * drawn * (V * dt / J_PER_KWH)
         over = e > remaining
         frac = 1.0

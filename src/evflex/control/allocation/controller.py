@@ -109,6 +109,8 @@ class AllocationController:
         self._any_phase_unknown = False
         self._ev_phases_seen = np.zeros(n, dtype=np.int64)
         self._drawn = self._mode_phases.copy()
+        self._cap_key: tuple | None = None
+        self._cap: np.ndarray | None = None
         self._M_key: bytes | None = None
         self._M: np.ndarray | None = None
 
@@ -182,8 +184,9 @@ class AllocationController:
             if np.count_nonzero(back):
                 self._set_mode(back, topo.charger_phases, snap.time_s)
                 refresh = True
-        if refresh or np.count_nonzero(snap.ev_phases != self._ev_phases_seen):
-            self._ev_phases_seen = snap.ev_phases.copy()
+        if refresh or (snap.ev_phases is not self._ev_phases_seen
+                       and np.count_nonzero(snap.ev_phases != self._ev_phases_seen)):
+            self._ev_phases_seen = snap.ev_phases
             ev_ph = np.where(snap.ev_phases > 0, snap.ev_phases, self._learned_phases)
             self._drawn = np.where(ev_ph > 0, np.minimum(ev_ph, self._mode_phases), self._mode_phases)
         drawn = self._drawn
@@ -209,7 +212,7 @@ class AllocationController:
         else:
             current = ub * wants
             M = self._matrix(drawn)
-            cap = snap.row_limit_a - (snap.base_load_a[self._row_phase] + p.margin_a) * self._base_rows
+            cap = self._capacity(snap)
             if np.count_nonzero(M @ current > cap + CURRENT_TOL_A):  # congested: share
                 act = wants.nonzero()[0]
                 x, one = self._allocate(snap, act, lb[act], ub[act], drawn, remaining, M[:, act], cap)
@@ -223,6 +226,14 @@ class AllocationController:
             current = np.where(self._onoff, current, rounded) if self._any_onoff else rounded
         self._remember(snap.time_s, current)
         return Setpoints(current_a=current, phases=self._mode_phases.copy())
+
+    def _capacity(self, snap: SiteSnapshot) -> np.ndarray:
+        """Room on each row for the EVs: its limit less the base load flowing through it."""
+        key = (snap.row_limit_a.tobytes(), snap.base_load_a.tobytes())
+        if key != self._cap_key:
+            base = (snap.base_load_a[self._row_phase] + self.params.margin_a) * self._base_rows
+            self._cap_key, self._cap = key, snap.row_limit_a - base
+        return self._cap
 
     def _set_mode(self, where, phases, t: float) -> None:
         mode = self._mode_phases.copy()

@@ -40,50 +40,55 @@ def test_admit_fits_and_is_greedy(p):
         assert np.any((M[:, c] > 0) & (trial > cap + TOL))
 
 
+def admitted(p):
+    """The admitted part of a problem: (M, lo, hi, cap, fill order) over the admitted
+    connectors, or None when nobody was admitted."""
+    M, lo, hi, cap, order = p
+    idx = np.flatnonzero(admit(M, lo, cap, order))
+    if not idx.size:
+        return None
+    return M[:, idx], lo[idx], hi[idx], cap, np.argsort(np.argsort(order)[idx])
+
+
 @given(problems())
 def test_greedy_fill_respects_capacity_and_priority(p):
-    M, lo, hi, cap, order = p
-    adm = admit(M, lo, cap, order)
-    idx = np.flatnonzero(adm)
-    if not idx.size:
+    if (a := admitted(p)) is None:
         return
-    Ma = M[:, idx]
-    x = greedy_fill(Ma, lo[idx], hi[idx] - lo[idx], cap, np.argsort(np.argsort(order)[idx]))
-    assert np.all(x >= lo[idx] - TOL) and np.all(x <= hi[idx] + TOL)
+    Ma, lo_a, hi_a, cap, fill_order = a
+    x = greedy_fill(Ma, lo_a, hi_a - lo_a, cap, fill_order)
+    assert np.all(x >= lo_a - TOL) and np.all(x <= hi_a + TOL)
     touched = Ma.any(axis=1)
     assert np.all(~touched | (Ma @ x <= cap + 1e-6))
     # priority: a connector short of its maximum is blocked by a full row
-    for j in range(len(idx)):
-        if x[j] < hi[idx][j] - 1e-6:
+    for j in range(len(fill_order)):
+        if x[j] < hi_a[j] - 1e-6:
             rows = Ma[:, j] > 0
             assert np.any(Ma[rows] @ x >= cap[rows] - 1e-6)
 
 
 @given(problems(), st.booleans())
 def test_weighted_fill_is_max_min_fair(p, proportional):
-    M, lo, hi, cap, order = p
-    adm = admit(M, lo, cap, order)
-    idx = np.flatnonzero(adm)
-    if not idx.size:
+    if (a := admitted(p)) is None:
         return
-    Ma = M[:, idx]
-    w = np.linspace(0.5, 3.0, idx.size) if proportional else np.ones(idx.size)
-    x = weighted_fill(Ma, lo[idx], hi[idx], cap, w)
-    assert np.all(x >= lo[idx] - TOL) and np.all(x <= hi[idx] + TOL)
+    Ma, lo_a, hi_a, cap, _ = a
+    k = len(lo_a)
+    w = np.linspace(0.5, 3.0, k) if proportional else np.ones(k)
+    x = weighted_fill(Ma, lo_a, hi_a, cap, w)
+    assert np.all(x >= lo_a - TOL) and np.all(x <= hi_a + TOL)
     touched = Ma.any(axis=1)
     assert np.all(~touched | (Ma @ x <= cap + 1e-6))
     # max-min fairness: anyone below its maximum sits on a full row on which nobody has a
     # higher level (x / w) unless that one is at its lower bound
     level = x / w
-    for j in range(idx.size):
-        if x[j] >= hi[idx][j] - 1e-6:
+    for j in range(k):
+        if x[j] >= hi_a[j] - 1e-6:
             continue
         full = (Ma[:, j] > 0) & (Ma @ x >= cap - 1e-5)
         assert full.any()
         ok = False
         for r in np.flatnonzero(full):
             members = Ma[r] > 0
-            above = members & (level > level[j] + 1e-6) & (x > lo[idx] + 1e-6)
+            above = members & (level > level[j] + 1e-6) & (x > lo_a + 1e-6)
             ok |= not above.any()
         assert ok
 
@@ -131,15 +136,11 @@ def test_greedy_fill_equals_the_sequential_greedy(p, small):
 
 
 def _check_greedy(p):
-    M, lo, hi, cap, order = p
-    adm = admit(M, lo, cap, order)
-    idx = np.flatnonzero(adm)
-    if not idx.size:
+    if (a := admitted(p)) is None:
         return
-    Ma = M[:, idx]
-    fill_order = np.argsort(np.argsort(order)[idx])
-    fast = greedy_fill(Ma, lo[idx], hi[idx] - lo[idx], cap, fill_order)
-    ref = sequential_greedy(Ma, lo[idx], hi[idx] - lo[idx], cap, fill_order)
+    Ma, lo_a, hi_a, cap, fill_order = a
+    fast = greedy_fill(Ma, lo_a, hi_a - lo_a, cap, fill_order)
+    ref = sequential_greedy(Ma, lo_a, hi_a - lo_a, cap, fill_order)
     assert np.allclose(fast, ref, atol=1e-6)
 
 

@@ -157,3 +157,22 @@ def test_greedy_fill_many_feeders_matches_reference():  # large: the vectorised 
     extra = rng.uniform(0, 16, k)
     order = rng.permutation(k)
     assert np.allclose(greedy_fill(M, start, extra, cap, order), sequential_greedy(M, start, extra, cap, order))
+
+
+@given(problems(), st.booleans())
+def test_weighted_fill_direct_and_cumulative_levels_agree(p, proportional):
+    import evflex.control.allocation.kernels as K
+
+    if (a := admitted(p)) is None:
+        return
+    Ma, lo_a, hi_a, cap, _ = a
+    w = np.linspace(0.5, 3.0, len(lo_a)) if proportional else np.ones(len(lo_a))
+    saved = K.SMALL_PROBLEM
+    try:
+        K.SMALL_PROBLEM = 0
+        cumulative = K.weighted_fill.__wrapped__(Ma, lo_a, hi_a, cap, w)
+        K.SMALL_PROBLEM = 10**9
+        direct = K.weighted_fill.__wrapped__(Ma, lo_a, hi_a, cap, w)
+    finally:
+        K.SMALL_PROBLEM = saved
+    assert np.allclose(direct, cumulative, atol=1e-6)

@@ -28,6 +28,10 @@ from evflex.model.topology import Topology
 from evflex.units import CURRENT_TOL_A, ENERGY_TOL_KWH, J_PER_KWH
 
 
+#: The proportional strategy weighs remaining energy in steps of this much [kWh].
+PROPORTIONAL_STEP_KWH = 0.5
+
+
 @dataclass(frozen=True)
 class ControllerParams:
     """Tuning of the allocation controller.
@@ -290,8 +294,10 @@ class AllocationController:
         Ma, lo_a, hi_a = M[:, idx], lo[idx], hi[idx]
         if s is Strategy.EDF or s is Strategy.LLF:
             x[idx] = greedy_fill(Ma, lo_a, hi_a - lo_a, cap, np.argsort(key[idx], kind="stable"))
-        elif s is Strategy.PROPORTIONAL:  # power in proportion to remaining energy
-            x[idx] = weighted_fill(Ma, lo_a, hi_a, cap, rem[idx] / drawn[act][idx])
+        elif s is Strategy.PROPORTIONAL:  # power in proportion to remaining energy, in steps of
+            # PROPORTIONAL_STEP_KWH: set-points move when the shares do, not every minute
+            steps = np.maximum(np.round(rem[idx] / PROPORTIONAL_STEP_KWH), 1.0)
+            x[idx] = weighted_fill(Ma, lo_a, hi_a, cap, steps / drawn[act][idx])
         else:
             x[idx] = weighted_fill(Ma, lo_a, hi_a, cap, np.ones(idx.size))
         return x, one

@@ -191,6 +191,8 @@ def _max_level(M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, roo
     the mask of rows that bind there.
     """
     k = len(w)
+    if k * k <= SMALL_PROBLEM:
+        return _max_level_direct(M, w, lo, hi, room, tol)
     bp = np.concatenate([lo / w, hi / w])
     dslope_w = np.concatenate([w, -w])
     col = np.concatenate([np.arange(k), np.arange(k)])
@@ -215,6 +217,27 @@ def _max_level(M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, roo
     level = min(max(float(level_r.min()), float(bp[j - 1])), float(bp[j]))
     binding = level_r <= level + max(tol, 1e-12 * abs(level))
     return level, binding
+
+
+def _max_level_direct(M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, room: np.ndarray,
+                      tol: float) -> tuple[float, np.ndarray]:
+    """:func:`_max_level` for small problems: every row's load at every breakpoint at once."""
+    bp = np.concatenate([lo / w, hi / w])
+    bp.sort()
+    g = np.minimum(np.maximum(bp[:, None] * w, lo), hi) @ M.T  # (breakpoints, rows)
+    over = (g > room + tol).any(axis=1)
+    j = int(over.argmax())
+    if not over[j]:
+        return np.inf, np.zeros(len(room), dtype=bool)
+    if j == 0:
+        return float(bp[0]), g[0] > room - tol
+    span = bp[j] - bp[j - 1]
+    s = (g[j] - g[j - 1]) / span if span > 0 else np.zeros(len(room))
+    rising = s > tol
+    level_r = np.full(len(room), np.inf)
+    level_r[rising] = bp[j - 1] + (room[rising] - g[j - 1, rising]) / s[rising]
+    level = min(max(float(level_r.min()), float(bp[j - 1])), float(bp[j]))
+    return level, level_r <= level + max(tol, 1e-12 * abs(level))
 
 
 @_repeat_last

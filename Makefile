@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/evflex simulate examples/dtu_risoe.toml --strategy all --out out/demo
 
-## test: the whole suite
-test: $(STAMP)
+## lint: one style (ruff) and honest types (mypy), as configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+## test: lint, then the whole suite
+test: lint
 	$(BIN)/python -m pytest -q
 
 ## bench: performance figures (see README, Performance)
@@ -25,4 +31,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) out build src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) out build src/*.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -19,10 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sites import allocation_snapshots, large_site_scenario  # noqa: E402
-
 import evflex  # noqa: E402
 from evflex.control.allocation import make_controller  # noqa: E402
+from sites import allocation_snapshots, large_site_scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Each figure is the best of this many runs: on a shared machine noise only adds time.
@@ -48,8 +47,10 @@ def best_of(run, repeats: int | None = None):
 
 def bench_allocation(steps: int) -> None:
     topo, snaps = allocation_snapshots(n_connectors=1000, n_feeders=20, steps=steps, seed=7)
-    print(f"allocation: {topo.n} connectors (mixed 1/3-phase), {topo.m} constraint rows "
-          f"(3 connection + {topo.m - 3} sub-feeder rows), congested snapshots")
+    print(
+        f"allocation: {topo.n} connectors (mixed 1/3-phase), {topo.m} constraint rows "
+        f"(3 connection + {topo.m - 3} sub-feeder rows), congested snapshots"
+    )
     for strat in ("llf", "edf", "equal", "proportional"):
         runs = []
         for _ in range(REPEATS):
@@ -69,26 +70,34 @@ def bench_allocation(steps: int) -> None:
 
 def bench_dtu_year(strategies: list[str], days: int) -> None:
     sc = evflex.read_scenario(ROOT / "examples" / "dtu_risoe.toml", days=days)
-    print(f"simulation: DTU Risoe, 16 connectors x {days} days at 60 s steps "
-          f"({sc.simulation.n_steps} steps, {len(sc.sessions)} sessions)")
+    print(
+        f"simulation: DTU Risoe, 16 connectors x {days} days at 60 s steps "
+        f"({sc.simulation.n_steps} steps, {len(sc.sessions)} sessions)"
+    )
     for strat in strategies:
-        res, wall = best_of(lambda: evflex.simulate(sc, strat))
+        res, wall = best_of(lambda strat=strat: evflex.simulate(sc, strat))
         k = res.kpis
         line(f"  {strat}: wall (run + checks)", wall, "s", 20.0 if days >= 365 else None)
-        print(f"    served {k['energy_served_pct']:.2f} %, violations {k['limit_violation_steps']}, "
-              f"active steps {k['active_steps']}, {1e6 * k['sim_wall_s'] / max(k['active_steps'], 1):.0f} us/step "
-              "(last run)")
+        print(
+            f"    served {k['energy_served_pct']:.2f} %, violations {k['limit_violation_steps']}, "
+            f"active steps {k['active_steps']}, {1e6 * k['sim_wall_s'] / max(k['active_steps'], 1):.0f} us/step "
+            "(last run)"
+        )
 
 
 def bench_large(days: int, strategy: str) -> None:
     sc = large_site_scenario(n_connectors=1000, n_feeders=20, days=days, seed=3)
-    print(f"simulation: {sum(c.connectors for c in sc.site.chargers)} connectors x {days} days at 60 s steps, "
-          f"{len(sc.site.feeders)} sub-feeders, {len(sc.sessions)} sessions")
+    print(
+        f"simulation: {sum(c.connectors for c in sc.site.chargers)} connectors x {days} days at 60 s steps, "
+        f"{len(sc.site.feeders)} sub-feeders, {len(sc.sessions)} sessions"
+    )
     res, wall = best_of(lambda: evflex.simulate(sc, strategy))
     k = res.kpis
     line(f"  {strategy}: wall (run + checks)", wall, "s", 30.0 if days >= 7 else None)
-    print(f"    served {k['energy_served_pct']:.2f} %, violations {k['limit_violation_steps']}, "
-          f"active steps {k['active_steps']}, {1e3 * k['sim_wall_s'] / max(k['active_steps'], 1):.2f} ms/step")
+    print(
+        f"    served {k['energy_served_pct']:.2f} %, violations {k['limit_violation_steps']}, "
+        f"active steps {k['active_steps']}, {1e3 * k['sim_wall_s'] / max(k['active_steps'], 1):.2f} ms/step"
+    )
 
 
 def main() -> None:
@@ -98,11 +107,15 @@ def main() -> None:
     global REPEATS
     REPEATS = 1 if args.quick else REPEATS
     print(f"each figure: the best of {REPEATS} run(s)")
-    print(f"evflex {evflex.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
-          f"{platform.machine()}, {datetime.now(ZoneInfo('UTC')):%Y-%m-%d}")
+    print(
+        f"evflex {evflex.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
+        f"{platform.machine()}, {datetime.now(ZoneInfo('UTC')):%Y-%m-%d}"
+    )
     bench_allocation(steps=20 if args.quick else 200)
-    bench_dtu_year(["llf"] if args.quick else ["llf", "edf", "equal", "proportional", "uncontrolled"],
-                   days=7 if args.quick else 365)
+    bench_dtu_year(
+        ["llf"] if args.quick else ["llf", "edf", "equal", "proportional", "uncontrolled"],
+        days=7 if args.quick else 365,
+    )
     bench_large(days=1 if args.quick else 7, strategy="llf")
 
 

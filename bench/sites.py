@@ -17,8 +17,13 @@ from evflex.sim.scenario import Scenario, SimulationConfig
 TZ = ZoneInfo("Europe/Amsterdam")
 
 
-def large_site(n_connectors: int, n_feeders: int, seed: int = 0, feeder_a_per_charger: float = 8.0,
-               connection_a_per_connector: float = 4.0) -> Site:
+def large_site(
+    n_connectors: int,
+    n_feeders: int,
+    seed: int = 0,
+    feeder_a_per_charger: float = 8.0,
+    connection_a_per_connector: float = 4.0,
+) -> Site:
     """Dual-socket chargers, a third single-phase, rotated phases, on ``n_feeders``
     three-phase sub-feeders each limited well below its chargers' sum (32 A a phase for a
     dual 3-phase charger at full power; ``feeder_a_per_charger`` allowed), behind a
@@ -29,17 +34,26 @@ def large_site(n_connectors: int, n_feeders: int, seed: int = 0, feeder_a_per_ch
     for i in range(n_ch):
         one = rng.random() < 1 / 3
         rot = (i % 3,) if one else tuple((p + i) % 3 for p in range(3))
-        chargers.append(Charger(f"C{i + 1}", connectors=2, phases=1 if one else 3, phase_rotation=rot,
-                                max_current_a=32.0 if one else 16.0))
+        chargers.append(
+            Charger(
+                f"C{i + 1}",
+                connectors=2,
+                phases=1 if one else 3,
+                phase_rotation=rot,
+                max_current_a=32.0 if one else 16.0,
+            )
+        )
     groups = np.array_split(np.arange(n_ch), n_feeders)
-    feeders = tuple(Feeder(f"F{k + 1}", limit_a=feeder_a_per_charger * len(g),
-                           chargers=tuple(chargers[i].id for i in g)) for k, g in enumerate(groups))
-    return Site(f"large-{n_connectors}", 230.0, connection_a_per_connector * n_connectors, tuple(chargers),
-                feeders)
+    feeders = tuple(
+        Feeder(f"F{k + 1}", limit_a=feeder_a_per_charger * len(g), chargers=tuple(chargers[i].id for i in g))
+        for k, g in enumerate(groups)
+    )
+    return Site(f"large-{n_connectors}", 230.0, connection_a_per_connector * n_connectors, tuple(chargers), feeders)
 
 
-def allocation_snapshots(n_connectors: int, n_feeders: int, steps: int, seed: int
-                         ) -> tuple[Topology, list[SiteSnapshot]]:
+def allocation_snapshots(
+    n_connectors: int, n_feeders: int, steps: int, seed: int
+) -> tuple[Topology, list[SiteSnapshot]]:
     """Congested snapshots: 90 % of connectors plugged, mixed 1/3-phase EVs, a moving base load."""
     topo = compile_topology(large_site(n_connectors, n_feeders, seed))
     rng = np.random.default_rng(seed)
@@ -55,12 +69,22 @@ def allocation_snapshots(n_connectors: int, n_feeders: int, steps: int, seed: in
         flip = rng.random(n) < 0.01
         plugged ^= flip
         remaining = np.where(flip, rng.uniform(2, 40, n), np.maximum(remaining - 0.05, 0.0))
-        snaps.append(SiteSnapshot(
-            time_s=t, period_s=60.0, plugged=plugged.copy(), session_key=np.arange(n) + n * np.cumsum(flip),
-            arrival_s=np.full(n, t0), departure_s=departure.copy(),
-            energy_remaining_kwh=np.where(plugged, remaining, np.nan), ev_max_current_a=np.full(n, np.nan),
-            ev_phases=np.where(plugged, ev_phases, 0), measured_current_a=np.zeros((n, 3)),
-            base_load_a=rng.uniform(20, 60, 3), row_limit_a=topo.row_limit_a.copy()))
+        snaps.append(
+            SiteSnapshot(
+                time_s=t,
+                period_s=60.0,
+                plugged=plugged.copy(),
+                session_key=np.arange(n) + n * np.cumsum(flip),
+                arrival_s=np.full(n, t0),
+                departure_s=departure.copy(),
+                energy_remaining_kwh=np.where(plugged, remaining, np.nan),
+                ev_max_current_a=np.full(n, np.nan),
+                ev_phases=np.where(plugged, ev_phases, 0),
+                measured_current_a=np.zeros((n, 3)),
+                base_load_a=rng.uniform(20, 60, 3),
+                row_limit_a=topo.row_limit_a.copy(),
+            )
+        )
     return topo, snaps
 
 
@@ -70,9 +94,16 @@ def large_site_scenario(n_connectors: int, n_feeders: int, days: int, seed: int)
     site = large_site(n_connectors, n_feeders, seed, feeder_a_per_charger=4.0, connection_a_per_connector=1.0)
     topo = compile_topology(site)
     start = datetime(2026, 3, 2, tzinfo=TZ)
-    df = generate_sessions("public", list(topo.connector_ids), start, days, seed,
-                           connector_phases=topo.charger_phases.tolist(),
-                           connector_max_current_a=topo.max_current_a.tolist(), voltage_ln_v=230.0)
+    df = generate_sessions(
+        "public",
+        list(topo.connector_ids),
+        start,
+        days,
+        seed,
+        connector_phases=topo.charger_phases.tolist(),
+        connector_max_current_a=topo.max_current_a.tolist(),
+        voltage_ln_v=230.0,
+    )
     sessions = parse_sessions(sessions_as_text(df), topo, "generated public sessions")
     t = start.timestamp() + np.arange(0, days * 86400 + 1, 900.0)
     base = StepSeries(t, np.full((len(t), 3), 0.1 * site.connection_limit_a))

@@ -14,13 +14,19 @@ def sites(draw, max_chargers=6, max_connectors=2, limit_a=(5.0, 120.0), group_a=
     chargers = []
     for i in range(n_ch):
         phases = draw(st.sampled_from([1, 3, 3]))
-        chargers.append(Charger(
-            f"C{i + 1}", connectors=draw(st.integers(1, max_connectors)), phases=phases,
-            phase_rotation=tuple(draw(st.permutations([0, 1, 2])))[:phases],
-            max_current_a=draw(st.sampled_from([16.0, 32.0])), modulation=draw(st.sampled_from([True, True, False])),
-            max_total_current_a=draw(st.sampled_from([None, None, group_a])),
-            phase_switching=draw(st.booleans()),
-            setpoint_resolution_a=draw(st.sampled_from([0.1, 1.0]))))
+        chargers.append(
+            Charger(
+                f"C{i + 1}",
+                connectors=draw(st.integers(1, max_connectors)),
+                phases=phases,
+                phase_rotation=tuple(draw(st.permutations([0, 1, 2])))[:phases],
+                max_current_a=draw(st.sampled_from([16.0, 32.0])),
+                modulation=draw(st.sampled_from([True, True, False])),
+                max_total_current_a=draw(st.sampled_from([None, None, group_a])),
+                phase_switching=draw(st.booleans()),
+                setpoint_resolution_a=draw(st.sampled_from([0.1, 1.0])),
+            )
+        )
     feeders = ()
     if n_ch > 1 and draw(st.booleans()):
         feeders = (Feeder("F1", draw(st.floats(*feeder_a)), tuple(c.id for c in chargers[: (n_ch + 1) // 2])),)

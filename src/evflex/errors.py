@@ -7,7 +7,9 @@ offending value. Only entry points raise; parsers collect problems into lists.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from typing import SupportsIndex
 
 
 class EvflexError(Exception):
@@ -38,8 +40,12 @@ class Problem:
         return ": ".join(parts)
 
 
-def problem(source: str, message: str, *, line: int | None = None, field: str | None = None, **kw) -> Problem:
-    """Build a :class:`Problem`; pass ``value=`` to show the offending value."""
+def problem(
+    source: str, message: str, *, line: int | SupportsIndex | None = None, field: str | None = None, **kw
+) -> Problem:
+    """Build a :class:`Problem`; pass ``value=`` to show the offending value. ``line`` may be
+    any integer (numpy's included)."""
+    line = None if line is None else operator.index(line)
     if "value" in kw:
         return Problem(source, message, line, field, kw["value"], True)
     return Problem(source, message, line, field)

@@ -44,8 +44,9 @@ ROWS = [
 
 
 def evflex(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "evflex", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "evflex", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture
@@ -60,10 +61,23 @@ def test_simulate_writes_every_output(case):
     assert r.returncode == 0, r.stderr
     out = case / "res"
     k = json.loads((out / "kpis.json").read_text())
-    for key in ("strategy", "sessions", "steps", "period_s", "energy_requested_kwh", "energy_delivered_kwh",
-                "energy_served_pct", "sessions_fully_served_pct", "unmet_energy_kwh", "peak_site_kw",
-                "max_phase_current_a", "grid_limit_a", "limit_violation_steps", "phase_unbalance_max_a",
-                "sim_wall_s"):
+    for key in (
+        "strategy",
+        "sessions",
+        "steps",
+        "period_s",
+        "energy_requested_kwh",
+        "energy_delivered_kwh",
+        "energy_served_pct",
+        "sessions_fully_served_pct",
+        "unmet_energy_kwh",
+        "peak_site_kw",
+        "max_phase_current_a",
+        "grid_limit_a",
+        "limit_violation_steps",
+        "phase_unbalance_max_a",
+        "sim_wall_s",
+    ):
         assert key in k
     assert k["strategy"] == "edf" and k["sessions"] == 6 and k["steps"] == 2880
     assert k["limit_violation_steps"] == 0 and k["max_phase_current_a"] <= 32.0 + 1e-3
@@ -119,19 +133,23 @@ def test_bad_sessions_exit_2_with_one_line_per_problem(case):
 def test_missing_column(case):
     header = "session_id,connector_id,arrival,departure"
     assert bad(case, [",".join(r.split(",")[:4]) for r in ROWS], header=header) == [
-        "sessions.csv: missing required column 'energy_kwh'"]
+        "sessions.csv: missing required column 'energy_kwh'"
+    ]
 
 
 def test_malformed_toml(case):
-    assert bad(case, scenario="[site]\nname = \"x\nconnection_limit_a = 3\n") == [
-        "scenario.toml: invalid TOML: Illegal character '\\n' (at line 2, column 10)"]
+    assert bad(case, scenario='[site]\nname = "x\nconnection_limit_a = 3\n') == [
+        "scenario.toml: invalid TOML: Illegal character '\\n' (at line 2, column 10)"
+    ]
 
 
 def test_unknown_strategy(case):
     r = evflex("simulate", "scenario.toml", "--strategy", "fastest", "--out", "res", cwd=case)
     assert r.returncode == 2 and not (case / "res").exists()
     assert r.stderr.splitlines() == [
-        "--strategy: strategy='fastest': unknown strategy (choose from uncontrolled, equal, edf, llf, proportional, all)"]
+        "--strategy: strategy='fastest': unknown strategy "
+        "(choose from uncontrolled, equal, edf, llf, proportional, all)"
+    ]
 
 
 def test_failed_run_keeps_previous_outputs(case):
@@ -144,8 +162,21 @@ def test_failed_run_keeps_previous_outputs(case):
 
 
 def test_generate_then_simulate(case):
-    r = evflex("sessions", "generate", "--profile", "workplace", "--scenario", "scenario.toml", "--days", "2",
-               "--seed", "4", "-o", "gen.csv", cwd=case)
+    r = evflex(
+        "sessions",
+        "generate",
+        "--profile",
+        "workplace",
+        "--scenario",
+        "scenario.toml",
+        "--days",
+        "2",
+        "--seed",
+        "4",
+        "-o",
+        "gen.csv",
+        cwd=case,
+    )
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(case / "gen.csv")
     assert list(df.columns[:5]) == ["session_id", "connector_id", "arrival", "departure", "energy_kwh"]
@@ -167,8 +198,9 @@ def test_generate_rejects_bad_options(case):
 def test_import_acn_and_replay(case):
     src = ROOT / "tests" / "data" / "acn"
     fixture = sorted(p for p in src.glob("*.json") if "bad" not in p.name)[0]
-    r = evflex("sessions", "import", "--format", "acn-data", fixture, "--scenario", "scenario.toml", "-o",
-               "acn.csv", cwd=case)
+    r = evflex(
+        "sessions", "import", "--format", "acn-data", fixture, "--scenario", "scenario.toml", "-o", "acn.csv", cwd=case
+    )
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(case / "acn.csv")
     assert len(df) > 0 and set(df["connector_id"]) <= {"C1-1", "C1-2", "C2-1", "C2-2", "C3-1", "C3-2"}
@@ -185,7 +217,9 @@ def test_more_bad_input_exits_2_without_traceback(case):
     assert r.returncode == 2 and r.stderr.startswith("dir.csv: cannot read:")
     r = evflex("simulate", "scenario.toml", "--days", "nan", "--seed", "-1", "--out", "res", cwd=case)
     assert r.returncode == 2 and r.stderr.splitlines() == [
-        "--days: days=nan: must be within (0, 3660]", "--seed: seed=-1: must be >= 0"]
+        "--days: days=nan: must be within (0, 3660]",
+        "--seed: seed=-1: must be >= 0",
+    ]
     (case / "afile").write_text("x")
     r = evflex("simulate", "scenario.toml", "--out", "afile", cwd=case)
     assert r.returncode == 2 and r.stderr.splitlines() == ["--out: out='afile': is a file, not a directory"]
@@ -202,18 +236,23 @@ def test_more_bad_input_exits_2_without_traceback(case):
     assert r.returncode == 2 and r.stderr.splitlines() == [
         "sessions.csv:2: arrival='3026-03-02T08:00:00+01:00': out of range (years 1970 to 2199)",
         "sessions.csv:2: departure='3026-03-02T17:00:00+01:00': out of range (years 1970 to 2199)",
-        "sessions.csv:3: energy_kwh='1e308': implausibly large (over 10000)"]
+        "sessions.csv:3: energy_kwh='1e308': implausibly large (over 10000)",
+    ]
     assert not (case / "res").exists()
 
 
 def test_scenario_values_out_of_range(case):
-    text = textwrap.dedent(SCENARIO).replace("connection_limit_a = 32.0", "connection_limit_a = inf") \
-        .replace("phase_rotation = \"cyclic\"", "phase_rotation = \"cyclic\"\nprecision_a = 7.0")
+    text = (
+        textwrap.dedent(SCENARIO)
+        .replace("connection_limit_a = 32.0", "connection_limit_a = inf")
+        .replace('phase_rotation = "cyclic"', 'phase_rotation = "cyclic"\nprecision_a = 7.0')
+    )
     (case / "scenario.toml").write_text(text)
     r = evflex("simulate", "scenario.toml", "--out", "res", cwd=case)
     assert r.returncode == 2 and r.stderr.splitlines() == [
         "scenario.toml: site.connection_limit_a=inf: input should be a finite number",
-        "scenario.toml: chargers[1]: precision_a (7) must be below min_current_a (6)"]
+        "scenario.toml: chargers[1]: precision_a (7) must be below min_current_a (6)",
+    ]
 
 
 def test_rerun_replaces_earlier_outputs(case):

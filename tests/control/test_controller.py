@@ -48,11 +48,19 @@ def test_invariants_over_a_random_sequence_of_snapshots(scene):
         base = rng.uniform(-10, 40, 3)
         limit = topo.row_limit_a * rng.uniform(0.5, 1.2)
         snap = SiteSnapshot(
-            time_s=t, period_s=60.0, plugged=plugged.copy(), session_key=key.copy(),
-            arrival_s=np.full(n, t - 3600.0), departure_s=t + rng.uniform(600, 20000, n),
+            time_s=t,
+            period_s=60.0,
+            plugged=plugged.copy(),
+            session_key=key.copy(),
+            arrival_s=np.full(n, t - 3600.0),
+            departure_s=t + rng.uniform(600, 20000, n),
             energy_remaining_kwh=np.where(plugged, remaining, np.nan),
-            ev_max_current_a=np.where(known, ev_max, np.nan), ev_phases=np.where(known, ev_phases, 0),
-            measured_current_a=inc * drawn[:, None], base_load_a=base, row_limit_a=limit)
+            ev_max_current_a=np.where(known, ev_max, np.nan),
+            ev_phases=np.where(known, ev_phases, 0),
+            measured_current_a=inc * drawn[:, None],
+            base_load_a=base,
+            row_limit_a=limit,
+        )
         out = ctrl.step(snap)
         sp, mode = out.current_a, out.phases
         assert np.all((mode == topo.charger_phases) | ((mode == 1) & topo.phase_switching))
@@ -74,17 +82,30 @@ def test_invariants_over_a_random_sequence_of_snapshots(scene):
 
 
 def one_row_site(limit_a, n_chargers, phases=3, rotation=(0, 1, 2)):
-    return Site("s", 230.0, limit_a, tuple(Charger(f"C{i + 1}", phases=phases, phase_rotation=rotation[:phases])
-                                            for i in range(n_chargers)))
+    return Site(
+        "s",
+        230.0,
+        limit_a,
+        tuple(Charger(f"C{i + 1}", phases=phases, phase_rotation=rotation[:phases]) for i in range(n_chargers)),
+    )
 
 
 def snapshot(topo, t=1.7e9, remaining=20.0, departure_h=8.0, base=(0.0, 0.0, 0.0), measured=None, **kw):
     n = topo.n
-    d = dict(time_s=t, period_s=60.0, plugged=np.ones(n, bool), session_key=np.arange(n),
-             arrival_s=np.full(n, t), departure_s=np.full(n, t + departure_h * 3600),
-             energy_remaining_kwh=np.full(n, remaining, dtype=float), ev_max_current_a=np.full(n, np.nan),
-             ev_phases=np.zeros(n, dtype=int), measured_current_a=np.zeros((n, 3)) if measured is None else measured,
-             base_load_a=np.array(base, dtype=float), row_limit_a=topo.row_limit_a.copy())
+    d = dict(
+        time_s=t,
+        period_s=60.0,
+        plugged=np.ones(n, bool),
+        session_key=np.arange(n),
+        arrival_s=np.full(n, t),
+        departure_s=np.full(n, t + departure_h * 3600),
+        energy_remaining_kwh=np.full(n, remaining, dtype=float),
+        ev_max_current_a=np.full(n, np.nan),
+        ev_phases=np.zeros(n, dtype=int),
+        measured_current_a=np.zeros((n, 3)) if measured is None else measured,
+        base_load_a=np.array(base, dtype=float),
+        row_limit_a=topo.row_limit_a.copy(),
+    )
     d.update(kw)
     return SiteSnapshot(**d)
 
@@ -96,8 +117,15 @@ def test_tight_limit_charges_fewer_evs_at_the_minimum_and_rotates(strategy):
     charged_at = {c: [] for c in range(5)}
     t = 1.7e9
     for k in range(240):  # four hours, 60 s steps
-        sp = ctrl.step(snapshot(topo, t=t + 60 * k, remaining=50.0, departure_h=10.0 + 0.0 * k,
-                                departure_s=t + np.array([4.0, 5.0, 6.0, 7.0, 8.0]) * 3600)).current_a
+        sp = ctrl.step(
+            snapshot(
+                topo,
+                t=t + 60 * k,
+                remaining=50.0,
+                departure_h=10.0 + 0.0 * k,
+                departure_s=t + np.array([4.0, 5.0, 6.0, 7.0, 8.0]) * 3600,
+            )
+        ).current_a
         on = sp > 0
         assert on.sum() <= 3 and np.all(sp[on] >= 6.0)
         assert sp.sum() <= 20.0 + 1e-9
@@ -169,38 +197,37 @@ def test_learns_ev_current_limit_and_gives_the_rest_to_others():
 
 def test_known_ev_limit_is_used():
     topo = compile_topology(one_row_site(100.0, 2))
-    sp = make_controller(topo, "llf").step(
-        snapshot(topo, ev_max_current_a=np.array([10.0, np.nan]))).current_a
+    sp = make_controller(topo, "llf").step(snapshot(topo, ev_max_current_a=np.array([10.0, np.nan]))).current_a
     assert sp.tolist() == [10.0, 16.0]
 
 
 def test_no_current_beyond_the_request():
     topo = compile_topology(one_row_site(100.0, 2))
-    sp = make_controller(topo, "edf").step(
-        snapshot(topo, energy_remaining_kwh=np.array([0.0, 0.05]))).current_a
+    sp = make_controller(topo, "edf").step(snapshot(topo, energy_remaining_kwh=np.array([0.0, 0.05]))).current_a
     # done EV gets nothing; the almost-done one gets the minimum only
     assert sp[0] == 0.0 and sp[1] == pytest.approx(6.0)
 
 
 def test_edf_serves_earliest_departure_first():
     topo = compile_topology(one_row_site(22.0, 2))
-    sp = make_controller(topo, "edf").step(
-        snapshot(topo, departure_s=1.7e9 + np.array([5.0, 2.0]) * 3600)).current_a
+    sp = make_controller(topo, "edf").step(snapshot(topo, departure_s=1.7e9 + np.array([5.0, 2.0]) * 3600)).current_a
     assert sp[1] == pytest.approx(16.0) and sp[0] == pytest.approx(6.0)
 
 
 def test_llf_serves_least_laxity_first():
     topo = compile_topology(one_row_site(22.0, 2))
     # same departure, EV 0 needs far more energy: less laxity
-    sp = make_controller(topo, "llf").step(
-        snapshot(topo, energy_remaining_kwh=np.array([30.0, 2.0]))).current_a
+    sp = make_controller(topo, "llf").step(snapshot(topo, energy_remaining_kwh=np.array([30.0, 2.0]))).current_a
     assert sp[0] == pytest.approx(16.0) and sp[1] == pytest.approx(6.0)
 
 
 def test_proportional_shares_power_by_remaining_energy():
     topo = compile_topology(one_row_site(24.0, 2))
-    sp = make_controller(topo, "proportional").step(
-        snapshot(topo, energy_remaining_kwh=np.array([25.0, 15.0]))).current_a
+    sp = (
+        make_controller(topo, "proportional")
+        .step(snapshot(topo, energy_remaining_kwh=np.array([25.0, 15.0])))
+        .current_a
+    )
     assert sp.tolist() == pytest.approx([15.0, 9.0], abs=0.1)
 
 
@@ -220,11 +247,16 @@ def test_uncontrolled_offers_the_rating_regardless():
 
 
 def test_on_off_charger_is_off_or_at_what_the_ev_takes():
-    site = Site("s", 230.0, 40.0, (Charger("A", modulation=False), Charger("B", modulation=False),
-                                    Charger("C", modulation=False)))
+    site = Site(
+        "s",
+        230.0,
+        40.0,
+        (Charger("A", modulation=False), Charger("B", modulation=False), Charger("C", modulation=False)),
+    )
     topo = compile_topology(site)
-    sp = make_controller(topo, "equal").step(
-        snapshot(topo, ev_max_current_a=np.array([np.nan, 10.0, np.nan]))).current_a
+    sp = (
+        make_controller(topo, "equal").step(snapshot(topo, ev_max_current_a=np.array([np.nan, 10.0, np.nan]))).current_a
+    )
     # 16 + 10 fit under 40 A, a third 16 A does not: it waits
     assert sorted(sp.tolist()) == [0.0, 10.0, 16.0]
 
@@ -233,14 +265,21 @@ def test_phase_switching_uses_room_left_on_single_phases():
     # the building loads L1 with 10 A of a 16 A limit: on three phases only one EV fits
     # (6 A on L1); switched to one phase, EVs whose L1 is wired to grid L2 or L3 fit too
     def run(switching):
-        site = Site("s", 230.0, 16.0, tuple(Charger(f"C{i + 1}", phase_switching=switching,
-                                                    phase_rotation=((i % 3, (i + 1) % 3, (i + 2) % 3)))
-                                            for i in range(6)))
+        site = Site(
+            "s",
+            230.0,
+            16.0,
+            tuple(
+                Charger(f"C{i + 1}", phase_switching=switching, phase_rotation=((i % 3, (i + 1) % 3, (i + 2) % 3)))
+                for i in range(6)
+            ),
+        )
         topo = compile_topology(site)
         out = make_controller(topo, "edf").step(snapshot(topo, remaining=30.0, base=(10.0, 0.0, 0.0)))
         inc = topo.incidence(out.phases)
         assert np.all(inc.T @ out.current_a <= np.array([6.0, 16.0, 16.0]) + 1e-9)
         return topo, out
+
     _, plain = run(False)
     topo, switched = run(True)
     assert (plain.current_a > 0).sum() == 1 and np.all(plain.phases == 3)
@@ -252,9 +291,15 @@ def test_phase_switching_uses_room_left_on_single_phases():
 
 
 def test_switched_connectors_go_back_to_three_phases_when_room_returns():
-    site = Site("s", 230.0, 16.0, tuple(Charger(f"C{i + 1}", phase_switching=True,
-                                                phase_rotation=((i % 3, (i + 1) % 3, (i + 2) % 3)))
-                                        for i in range(6)))
+    site = Site(
+        "s",
+        230.0,
+        16.0,
+        tuple(
+            Charger(f"C{i + 1}", phase_switching=True, phase_rotation=((i % 3, (i + 1) % 3, (i + 2) % 3)))
+            for i in range(6)
+        ),
+    )
     topo = compile_topology(site)
     ctrl = make_controller(topo, "equal", ControllerParams(min_on_s=600.0))
     t = 1.7e9

@@ -128,6 +128,7 @@ def sequential_greedy(M, start, extra, cap, order):
 @given(problems(), st.sampled_from([0, 512]))
 def test_greedy_fill_equals_the_sequential_greedy(p, small):
     import evflex.control.allocation.kernels as K
+
     K.SMALL_PROBLEM, saved = small, K.SMALL_PROBLEM  # both paths: vectorised passes and plain loop
     try:
         _check_greedy(p)
@@ -151,7 +152,7 @@ def test_greedy_fill_many_feeders_matches_reference():  # large: the vectorised 
     M[:3] = 1.0
     f = rng.integers(0, feeders, k)
     for c in range(k):
-        M[3 + 3 * f[c]: 6 + 3 * f[c], c] = 1.0
+        M[3 + 3 * f[c] : 6 + 3 * f[c], c] = 1.0
     cap = np.concatenate([[2500.0] * 3, rng.uniform(60, 200, 3 * feeders)])
     start = np.zeros(k)
     extra = rng.uniform(0, 16, k)

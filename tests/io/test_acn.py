@@ -17,9 +17,17 @@ BAD = DATA / "bad_records.json"
 
 
 def record(session_id, station_id, connection, disconnect, kwh=5.0, zone="America/Los_Angeles"):
-    return {"sessionID": session_id, "stationID": station_id, "connectionTime": connection,
-            "disconnectTime": disconnect, "doneChargingTime": None, "kWhDelivered": kwh,
-            "timezone": zone, "userID": None, "userInputs": None}
+    return {
+        "sessionID": session_id,
+        "stationID": station_id,
+        "connectionTime": connection,
+        "disconnectTime": disconnect,
+        "doneChargingTime": None,
+        "kWhDelivered": kwh,
+        "timezone": zone,
+        "userID": None,
+        "userInputs": None,
+    }
 
 
 def problems_of(text_or_obj, source="acn.json"):
@@ -39,9 +47,15 @@ def test_fixture_gives_exact_rows_and_skip_counts():
     assert df["connector_id"].tolist() == ["2-39-95-27", "2-39-78-362", "2-39-95-27"]
     # Times in the records' zone (Pacific daylight time in April).
     assert [t.isoformat() for t in df["arrival"]] == [
-        "2018-04-25T07:40:31-07:00", "2018-04-25T08:08:04-07:00", "2018-04-26T07:02:17-07:00"]
+        "2018-04-25T07:40:31-07:00",
+        "2018-04-25T08:08:04-07:00",
+        "2018-04-26T07:02:17-07:00",
+    ]
     assert [t.isoformat() for t in df["departure"]] == [
-        "2018-04-25T16:35:12-07:00", "2018-04-25T17:46:49-07:00", "2018-04-26T15:18:05-07:00"]
+        "2018-04-25T16:35:12-07:00",
+        "2018-04-25T17:46:49-07:00",
+        "2018-04-26T15:18:05-07:00",
+    ]
     assert str(df["arrival"].dt.tz) == "America/Los_Angeles"
     assert df["energy_kwh"].tolist() == [7.32, 11.442, 14.905]
     for col in ("max_power_kw", "battery_kwh", "soc_arrival"):
@@ -77,20 +91,20 @@ def test_bad_records_give_every_problem_one_line_each():
 
 def test_invalid_json():
     assert problems_of('{"_items": [\n  {"sessionID": "a",}\n]}') == [
-        "acn.json: invalid JSON: Expecting property name enclosed in double quotes (line 2, column 21)"]
+        "acn.json: invalid JSON: Expecting property name enclosed in double quotes (line 2, column 21)"
+    ]
     assert problems_of(b'{"_items": "\xc3\x28"}', source="x.json") == [
-        "x.json: invalid JSON: not UTF-8 text (invalid continuation byte)"]
+        "x.json: invalid JSON: not UTF-8 text (invalid continuation byte)"
+    ]
 
 
 @pytest.mark.parametrize("doc", ['{"_meta": {}}', '{"_items": {}}', "[]", '"_items"'])
 def test_no_items_list(doc):
-    assert problems_of(doc) == [
-        "acn.json: _items: must be a JSON object with an '_items' list of session records"]
+    assert problems_of(doc) == ["acn.json: _items: must be a JSON object with an '_items' list of session records"]
 
 
 def test_wrong_types():
-    doc = {"_items": [record(True, ["x"], 1524668884, "Wed, 25 Apr 2018 23:35:12 GMT", kwh=float("nan"),
-                             zone=5)]}
+    doc = {"_items": [record(True, ["x"], 1524668884, "Wed, 25 Apr 2018 23:35:12 GMT", kwh=float("nan"), zone=5)]}
     assert problems_of(doc) == [
         "acn.json: _items[0].sessionID=True: must be a non-empty string",
         "acn.json: _items[0].stationID=['x']: must be a non-empty string",
@@ -153,8 +167,9 @@ def test_iso_output_round_trips():
 
 
 def sessions(*rows):
-    items = [record(sid, station, f"Wed, 25 Apr 2018 {a} GMT", f"Wed, 25 Apr 2018 {d} GMT")
-             for sid, station, a, d in rows]
+    items = [
+        record(sid, station, f"Wed, 25 Apr 2018 {a} GMT", f"Wed, 25 Apr 2018 {d} GMT") for sid, station, a, d in rows
+    ]
     return parse_acn_data({"_items": items})
 
 
@@ -198,6 +213,7 @@ def test_assign_connectors_rejects_bad_ids():
     with pytest.raises(ValidationError) as exc:
         assign_connectors(read_acn_data(GOOD), [])
     assert [str(p) for p in exc.value.problems] == [
-        "assign_connectors: connector_ids: must name at least one connector"]
+        "assign_connectors: connector_ids: must name at least one connector"
+    ]
     with pytest.raises(ValidationError):
         assign_connectors(read_acn_data(GOOD), ["P1", "P1"])

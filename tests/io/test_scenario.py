@@ -8,8 +8,10 @@ import pytest
 from evflex.errors import ValidationError
 from evflex.io.scenario import parse_rotation, read_scenario
 
-SESSIONS = ("session_id,connector_id,arrival,departure,energy_kwh\n"
-            "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12\n")
+SESSIONS = (
+    "session_id,connector_id,arrival,departure,energy_kwh\n"
+    "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12\n"
+)
 
 GOOD = """
 [site]
@@ -73,17 +75,21 @@ def test_overrides(tmp_path):
 
 def test_malformed_toml(tmp_path):
     assert lines(tmp_path, "[site\nname = 1\n") == [
-        "scenario.toml: invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 6)"]
+        "scenario.toml: invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 6)"
+    ]
 
 
 def test_schema_problems_all_at_once(tmp_path):
-    bad = GOOD.replace("connection_limit_a = 32.0", "connection_limit_a = -5\nconnection_limt_a = 3") \
-              .replace('phase_rotation = "L3"', 'phase_rotation = "L4"') \
-              .replace('days = 1', 'days = 1\nstrategy = "fastest"')
+    bad = (
+        GOOD.replace("connection_limit_a = 32.0", "connection_limit_a = -5\nconnection_limt_a = 3")
+        .replace('phase_rotation = "L3"', 'phase_rotation = "L4"')
+        .replace("days = 1", 'days = 1\nstrategy = "fastest"')
+    )
     assert lines(tmp_path, bad) == [
         "scenario.toml: site.connection_limit_a=-5: input should be greater than 0",
         "scenario.toml: site.connection_limt_a=3: unknown key",
-        "scenario.toml: chargers[2]: phase_rotation 'L4' must name 1 distinct phase(s) of L1, L2, L3 (e.g. 'L2') or be 'cyclic'",
+        "scenario.toml: chargers[2]: phase_rotation 'L4' must name 1 distinct phase(s) of L1, L2, L3 (e.g. 'L2') "
+        "or be 'cyclic'",
         "scenario.toml: simulation.strategy='fastest': input should be 'uncontrolled', 'equal', 'edf', 'llf' or "
         "'proportional'",
     ]
@@ -98,8 +104,9 @@ def test_missing_sections(tmp_path):
 
 
 def test_references_and_files_checked_together(tmp_path):
-    bad = GOOD.replace('chargers = ["C1", "P1"]', 'chargers = ["C1", "X9"]') \
-              .replace('start = "2026-03-02T00:00:00+01:00"', 'start = "2026-03-02T00:00:00"')
+    bad = GOOD.replace('chargers = ["C1", "P1"]', 'chargers = ["C1", "X9"]').replace(
+        'start = "2026-03-02T00:00:00+01:00"', 'start = "2026-03-02T00:00:00"'
+    )
     assert lines(tmp_path, bad) == [
         "scenario.toml: feeders[1].chargers='X9': unknown charger",
         "scenario.toml: simulation.start='2026-03-02T00:00:00': needs an offset (e.g. '+01:00') or "
@@ -110,7 +117,7 @@ def test_references_and_files_checked_together(tmp_path):
 def test_problems_in_referenced_files_are_reported(tmp_path):
     bad_sessions = SESSIONS.replace(",12\n", ",-12\n")
     (tmp_path / "load.csv").write_text("timestamp,l1_a,l2_a,l3_a\n2026-03-02T00:00:00+01:00,1,2,x\n")
-    text = GOOD.replace('connection_limit_a = 32.0', 'connection_limit_a = 32.0\nbase_load = { file = "load.csv" }')
+    text = GOOD.replace("connection_limit_a = 32.0", 'connection_limit_a = 32.0\nbase_load = { file = "load.csv" }')
     assert lines(tmp_path, text, sessions=bad_sessions) == [
         "sessions.csv:2: energy_kwh='-12': must be >= 0",
         "load.csv:2: l3_a='x': not a number",
@@ -118,23 +125,23 @@ def test_problems_in_referenced_files_are_reported(tmp_path):
 
 
 def test_series_must_cover_the_window(tmp_path):
-    text = GOOD.replace('connection_limit_a = 32.0', 'connection_limit_a = 32.0\nbase_load = { file = "load.csv" }')
+    text = GOOD.replace("connection_limit_a = 32.0", 'connection_limit_a = 32.0\nbase_load = { file = "load.csv" }')
     # two 12-hour intervals cover the day
-    (tmp_path / "load.csv").write_text("timestamp,power_kw\n2026-03-02T00:00:00+01:00,3\n"
-                                       "2026-03-02T12:00:00+01:00,5\n")
+    (tmp_path / "load.csv").write_text("timestamp,power_kw\n2026-03-02T00:00:00+01:00,3\n2026-03-02T12:00:00+01:00,5\n")
     read_scenario(write(tmp_path, text))
     # two 6-hour intervals do not
-    (tmp_path / "load.csv").write_text("timestamp,power_kw\n2026-03-02T00:00:00+01:00,3\n"
-                                       "2026-03-02T06:00:00+01:00,5\n")
+    (tmp_path / "load.csv").write_text("timestamp,power_kw\n2026-03-02T00:00:00+01:00,3\n2026-03-02T06:00:00+01:00,5\n")
     assert lines(tmp_path, text) == [
         "load.csv: covers 2026-03-02T00:00:00+01:00 to 2026-03-02T12:00:00+01:00 but the simulation runs "
-        "2026-03-02T00:00:00+01:00 to 2026-03-03T00:00:00+01:00"]
+        "2026-03-02T00:00:00+01:00 to 2026-03-03T00:00:00+01:00"
+    ]
 
 
 def test_base_load_file_in_power_is_split_over_phases(tmp_path):
-    (tmp_path / "load.csv").write_text("timestamp,power_kw\n2026-03-02T00:00:00+01:00,6.9\n"
-                                       "2026-03-03T00:00:00+01:00,6.9\n")
-    text = GOOD.replace('connection_limit_a = 32.0', 'connection_limit_a = 32.0\nbase_load = { file = "load.csv" }')
+    (tmp_path / "load.csv").write_text(
+        "timestamp,power_kw\n2026-03-02T00:00:00+01:00,6.9\n2026-03-03T00:00:00+01:00,6.9\n"
+    )
+    text = GOOD.replace("connection_limit_a = 32.0", 'connection_limit_a = 32.0\nbase_load = { file = "load.csv" }')
     sc = read_scenario(write(tmp_path, text))
     assert np.allclose(sc.base_load.values, 10.0)
 
@@ -153,8 +160,7 @@ def test_per_connector_rotation(tmp_path):
     topo = compile_topology(sc.site)
     assert topo.phase_map[:4, 0].tolist() == [0, 2, 0, 2]  # C1-1, C1-2, C2-1, C2-2
     bad = GOOD.replace('phase_rotation = "cyclic"', 'phase_rotation = ["L1L2L3"]')
-    assert lines(tmp_path, bad) == [
-        "scenario.toml: chargers[1]: phase_rotation lists 1 rotation(s) for 2 connector(s)"]
+    assert lines(tmp_path, bad) == ["scenario.toml: chargers[1]: phase_rotation lists 1 rotation(s) for 2 connector(s)"]
 
 
 def test_sessions_outside_the_window_are_an_error_with_a_hint(tmp_path):
@@ -162,7 +168,8 @@ def test_sessions_outside_the_window_are_an_error_with_a_hint(tmp_path):
     assert lines(tmp_path, GOOD, sessions=old) == [
         "sessions.csv: none of the 1 sessions lies inside the simulated window 2026-03-02T00:00:00+01:00 to "
         "2026-03-03T00:00:00+01:00; they run 2019-04-25T08:00:00+01:00 to 2019-04-25T17:00:00+01:00 "
-        "(set [simulation].start, or pass --start)"]
+        "(set [simulation].start, or pass --start)"
+    ]
     sc = read_scenario(write(tmp_path, GOOD, sessions=old), start="2019-04-25T00:00:00+01:00")
     assert len(sc.sessions) == 1
 
@@ -170,4 +177,5 @@ def test_sessions_outside_the_window_are_an_error_with_a_hint(tmp_path):
 def test_activation_delay_must_be_shorter_than_the_step(tmp_path):
     text = GOOD.replace('phase_rotation = "cyclic"', 'phase_rotation = "cyclic"\nactivation_delay_s = 90.0')
     assert lines(tmp_path, text) == [
-        "scenario.toml: chargers[1].activation_delay_s=90.0: must be shorter than simulation.period_s (60 s)"]
+        "scenario.toml: chargers[1].activation_delay_s=90.0: must be shorter than simulation.period_s (60 s)"
+    ]

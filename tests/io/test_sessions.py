@@ -8,8 +8,9 @@ from evflex.errors import ValidationError
 from evflex.io.sessions import read_sessions, sessions_frame, write_sessions_csv
 from evflex.model import Charger, Site, compile_topology
 
-TOPO = compile_topology(Site("s", 230.0, 63.0, (Charger("C1", connectors=2), Charger("C2", phases=1,
-                                                                                      phase_rotation=(1,)))))
+TOPO = compile_topology(
+    Site("s", 230.0, 63.0, (Charger("C1", connectors=2), Charger("C2", phases=1, phase_rotation=(1,))))
+)
 HEADER = "session_id,connector_id,arrival,departure,energy_kwh"
 
 
@@ -26,9 +27,12 @@ def problems(tmp_path, text):
 
 
 def test_good_file(tmp_path):
-    p = write(tmp_path, HEADER + ",max_power_kw,phases,battery_kwh,soc_arrival,v2g\n"
-              "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12.5,11,3,60,0.4,false\n"
-              "b,C2-1,2026-03-02T09:00:00Z,2026-03-02T12:00:00Z,5,,,,,\n")
+    p = write(
+        tmp_path,
+        HEADER + ",max_power_kw,phases,battery_kwh,soc_arrival,v2g\n"
+        "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12.5,11,3,60,0.4,false\n"
+        "b,C2-1,2026-03-02T09:00:00Z,2026-03-02T12:00:00Z,5,,,,,\n",
+    )
     t = read_sessions(p, TOPO)
     assert t.session_id.tolist() == ["a", "b"]
     assert t.connector.tolist() == [0, 2]
@@ -39,16 +43,19 @@ def test_good_file(tmp_path):
 
 def test_missing_column(tmp_path):
     assert problems(tmp_path, "session_id,connector_id,arrival,departure\n") == [
-        "sessions.csv: missing required column 'energy_kwh'"]
+        "sessions.csv: missing required column 'energy_kwh'"
+    ]
 
 
 def test_every_row_problem_at_once(tmp_path):
-    text = (HEADER + ",phases\n"
-            "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T07:00:00+01:00,10,3\n"
-            "b,C1-2,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,-4,3\n"
-            "c,C9-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,4,3\n"
-            "d,C2-1,yesterday,2026-03-02T17:00:00+01:00,4,4\n"
-            "a,C1-1,2026-03-03T08:00:00+01:00,2026-03-03T17:00:00+01:00,ten,1\n")
+    text = (
+        HEADER + ",phases\n"
+        "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T07:00:00+01:00,10,3\n"
+        "b,C1-2,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,-4,3\n"
+        "c,C9-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,4,3\n"
+        "d,C2-1,yesterday,2026-03-02T17:00:00+01:00,4,4\n"
+        "a,C1-1,2026-03-03T08:00:00+01:00,2026-03-03T17:00:00+01:00,ten,1\n"
+    )
     assert problems(tmp_path, text) == [
         "sessions.csv:6: session_id='a': duplicate of line 2",
         "sessions.csv:4: connector_id='C9-1': unknown connector (the site has C1-1, C1-2, C2-1)",
@@ -61,11 +68,14 @@ def test_every_row_problem_at_once(tmp_path):
 
 
 def test_overlap_on_a_connector(tmp_path):
-    text = (HEADER + "\n"
-            "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T12:00:00+01:00,10\n"
-            "b,C1-1,2026-03-02T11:00:00+01:00,2026-03-02T17:00:00+01:00,10\n")
+    text = (
+        HEADER + "\n"
+        "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T12:00:00+01:00,10\n"
+        "b,C1-1,2026-03-02T11:00:00+01:00,2026-03-02T17:00:00+01:00,10\n"
+    )
     assert problems(tmp_path, text) == [
-        "sessions.csv:3: arrival='2026-03-02T10:00:00+00:00': overlaps session 'a' (line 2) on connector C1-1"]
+        "sessions.csv:3: arrival='2026-03-02T10:00:00+00:00': overlaps session 'a' (line 2) on connector C1-1"
+    ]
 
 
 def test_ev_below_the_minimum_current(tmp_path):
@@ -83,7 +93,9 @@ def test_naive_timestamps_and_unknown_columns_warn(tmp_path):
 
 
 def test_request_above_battery_room_warns(tmp_path):
-    p = write(tmp_path, HEADER + ",battery_kwh,soc_arrival\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,50,40,0.5\n")
+    p = write(
+        tmp_path, HEADER + ",battery_kwh,soc_arrival\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,50,40,0.5\n"
+    )
     with pytest.warns(UserWarning, match="more than the battery can take"):
         read_sessions(p, TOPO)
 
@@ -98,8 +110,11 @@ def test_empty_and_missing_files(tmp_path):
 
 
 def test_round_trip(tmp_path):
-    p = write(tmp_path, HEADER + ",max_power_kw,phases,battery_kwh,soc_arrival,v2g\n"
-              "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12.5,11,3,60,0.4,true\n")
+    p = write(
+        tmp_path,
+        HEADER + ",max_power_kw,phases,battery_kwh,soc_arrival,v2g\n"
+        "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12.5,11,3,60,0.4,true\n",
+    )
     t = read_sessions(p, TOPO)
     out = write_sessions_csv(sessions_frame(t, TOPO), tmp_path / "again.csv")
     t2 = read_sessions(out, TOPO)
@@ -108,9 +123,13 @@ def test_round_trip(tmp_path):
 
 
 def test_max_current_column(tmp_path):
-    p = write(tmp_path, HEADER + ",max_current_a\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,13\n"
-              "b,C1-2,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,\n")
+    p = write(
+        tmp_path,
+        HEADER + ",max_current_a\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,13\n"
+        "b,C1-2,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,\n",
+    )
     t = read_sessions(p, TOPO)
     assert t.max_current_a[0] == 13.0 and np.isnan(t.max_current_a[1])
-    assert problems(tmp_path, HEADER + ",max_current_a\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,4\n") \
-        == ["sessions.csv:2: max_current_a='4': below the 6 A minimum"]
+    assert problems(tmp_path, HEADER + ",max_current_a\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,4\n") == [
+        "sessions.csv:2: max_current_a='4': below the 6 A minimum"
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -25,7 +25,7 @@ from evflex.report.html import (
 from evflex.sim.engine import simulate
 from evflex.sim.scenario import Scenario, SimulationConfig
 
-START = datetime(2026, 3, 2, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, tzinfo=UTC)
 S0 = START.timestamp()
 HOUR_S = 3600.0
 DAY_S = 86400.0
@@ -45,8 +45,15 @@ def _site(name: str = "t", chargers: int = 4, limit_a: float = 63.0) -> Site:
 
 def _small(strategy: str = "llf", name: str = "t", limit_a: float = 63.0):
     ids = ["a", "<i>s&1</i>", "c"]
-    S = SessionTable.build(ids, [0, 1, 2], [S0 + 8 * HOUR_S] * 3, [S0 + 17 * HOUR_S] * 3, [20.0, 30.0, 10.0],
-                           phases=[3, 1, 3], max_power_kw=[11.0, 7.4, 11.0])
+    S = SessionTable.build(
+        ids,
+        [0, 1, 2],
+        [S0 + 8 * HOUR_S] * 3,
+        [S0 + 17 * HOUR_S] * 3,
+        [20.0, 30.0, 10.0],
+        phases=[3, 1, 3],
+        max_power_kw=[11.0, 7.4, 11.0],
+    )
     return simulate(Scenario(_site(name, limit_a=limit_a), S, SimulationConfig(start=START, days=1)), strategy)
 
 
@@ -56,9 +63,15 @@ def _daily(days: int, chargers: int, period_s: float = 60.0, seed: int = 0):
     n = 2 * chargers
     day = np.repeat(np.arange(days), n)
     arrival = S0 + day * DAY_S + rng.uniform(6, 10, days * n) * HOUR_S
-    S = SessionTable.build([f"s{k}" for k in range(days * n)], np.tile(np.arange(n), days), arrival,
-                           arrival + rng.uniform(4, 10, days * n) * HOUR_S, rng.uniform(5, 40, days * n),
-                           phases=np.full(days * n, 3), max_power_kw=np.full(days * n, 11.0))
+    S = SessionTable.build(
+        [f"s{k}" for k in range(days * n)],
+        np.tile(np.arange(n), days),
+        arrival,
+        arrival + rng.uniform(4, 10, days * n) * HOUR_S,
+        rng.uniform(5, 40, days * n),
+        phases=np.full(days * n, 3),
+        max_power_kw=np.full(days * n, 11.0),
+    )
     cfg = SimulationConfig(start=START, days=days, period_s=period_s)
     return simulate(Scenario(_site("long", chargers), S, cfg), "llf")
 
@@ -161,8 +174,13 @@ def test_report_written_with_figures(small_page):
     assert path.is_file() and path.name == "report.html"
     for div_id in ("phase-currents", "site-power", "connector-heatmap", "session-energy", "session-histograms"):
         assert f'id="{div_id}"' in page
-    for title in ("Phase current at the grid connection [A]", "Site power [kW]", "Connector current [A]",
-                  "Energy per session: delivered vs requested [kWh]", "Energy served [%]"):
+    for title in (
+        "Phase current at the grid connection [A]",
+        "Site power [kW]",
+        "Connector current [A]",
+        "Energy per session: delivered vs requested [kWh]",
+        "Energy served [%]",
+    ):
         assert title in page
     assert "Max phase current [A]" in page and "Steps over a limit" in page
     assert "2026-03-02 00:00 UTC" in page and "2026-03-03 00:00 UTC" in page

@@ -1,7 +1,7 @@
 """Behaviour generators: the sessions table contract, determinism, physical consistency
 (no overlaps, caps), and the shapes the packaged ElaadNL statistics imply."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -159,8 +159,9 @@ def test_empty_table_keeps_the_columns():
 
 def test_bad_arguments_are_all_reported():
     with pytest.raises(ValidationError) as exc:
-        generate_sessions("home", ["a", "a"], datetime(2026, 3, 2), 0, 1,
-                          connector_phases=[3], connector_max_current_a=[16.0, 4.0])
+        generate_sessions(
+            "home", ["a", "a"], datetime(2026, 3, 2), 0, 1, connector_phases=[3], connector_max_current_a=[16.0, 4.0]
+        )
     assert [str(p) for p in exc.value.problems] == [
         "generate_sessions: connector_ids: connector ids must be unique",
         "generate_sessions: start=2026-03-02 00:00:00: must be a timezone-aware datetime",
@@ -181,16 +182,18 @@ def test_bad_arguments_are_all_reported():
     days=st.integers(1, 9),
     seed=st.integers(0, 2**32 - 1),
     start_hour=st.integers(0, 23),
-    wiring=st.lists(st.tuples(st.sampled_from([1, 3]), st.sampled_from([6.0, 10.0, 16.0, 32.0])),
-                    min_size=6, max_size=6),
+    wiring=st.lists(
+        st.tuples(st.sampled_from([1, 3]), st.sampled_from([6.0, 10.0, 16.0, 32.0])), min_size=6, max_size=6
+    ),
 )
 def test_sessions_are_consistent(profile, n, days, seed, start_hour, wiring):
     start = datetime(2026, 3, 20, start_hour, tzinfo=AMS)  # spans the DST change of Mar 29 for long runs
     phases = [w[0] for w in wiring[:n]]
     current_a = [w[1] for w in wiring[:n]]
     ids = [f"c{k}" for k in range(n)]
-    df = generate_sessions(profile, ids, start, days, seed, connector_phases=phases,
-                           connector_max_current_a=current_a, voltage_ln_v=230.0)
+    df = generate_sessions(
+        profile, ids, start, days, seed, connector_phases=phases, connector_max_current_a=current_a, voltage_ln_v=230.0
+    )
     end = pd.Timestamp(start) + pd.Timedelta(days=days)
     assert (df["arrival"] >= pd.Timestamp(start)).all() and (df["departure"] <= end).all()
     assert (df["departure"] > df["arrival"]).all()
@@ -203,8 +206,7 @@ def test_sessions_are_consistent(profile, n, days, seed, start_hour, wiring):
     assert (df["energy_kwh"] <= room_kwh + TOL).all()
     k = df["connector_id"].map({c: i for i, c in enumerate(ids)}).to_numpy()
     drawn_phases = np.minimum(df["phases"].to_numpy(), np.asarray(phases)[k])
-    drawn_a = np.minimum(
-        [onboard_charger(p)[1] for p in df["max_power_kw"]], np.asarray(current_a)[k])
+    drawn_a = np.minimum([onboard_charger(p)[1] for p in df["max_power_kw"]], np.asarray(current_a)[k])
     power_kw = np.minimum(df["max_power_kw"].to_numpy(), drawn_phases * drawn_a * 0.23)
     assert (df["energy_kwh"].to_numpy() <= power_kw * stay_h(df).to_numpy() + TOL).all()
     if profile != Profile.FLEET:
@@ -265,8 +267,9 @@ def test_session_rate_follows_the_profile_rate():
     for profile in (Profile.WORKPLACE, Profile.PUBLIC, Profile.HOME):
         p = PROFILES[profile]
         attempts = (20 * p.rate_per_day_weekday + 8 * p.rate_per_day_weekend) / days
-        rate = sessions_per_profile_summary(many(profile, connectors=n), connector_count=n,
-                                            days=days)["sessions_per_connector_day"]
+        rate = sessions_per_profile_summary(many(profile, connectors=n), connector_count=n, days=days)[
+            "sessions_per_connector_day"
+        ]
         # Some arrivals are lost to an occupied connector, never more are made.
         assert 0.4 * attempts < rate <= attempts
 
@@ -297,8 +300,7 @@ def test_dst_week_keeps_local_times_of_day():
         assert 7 <= hist.argmax() <= 10
     # The same wall-clock shape on both sides of the change (a UTC-fixed model would move
     # the summer week one hour later).
-    assert np.median(local_hour(before["arrival"])) == pytest.approx(np.median(local_hour(after["arrival"])),
-                                                                     abs=0.25)
+    assert np.median(local_hour(before["arrival"])) == pytest.approx(np.median(local_hour(after["arrival"])), abs=0.25)
     fleet = many("fleet", connectors=150, days=14, start=start)
     back = local_hour(fleet["arrival"])
     summer = (fleet["arrival"] >= change).to_numpy()
@@ -306,7 +308,7 @@ def test_dst_week_keeps_local_times_of_day():
 
 
 def test_other_zones_and_fixed_offsets():
-    for tz in (timezone.utc, timezone(timedelta(hours=-5)), ZoneInfo("America/Los_Angeles")):
+    for tz in (UTC, timezone(timedelta(hours=-5)), ZoneInfo("America/Los_Angeles")):
         df = generate_sessions("workplace", IDS, datetime(2026, 3, 2, 6, 30, tzinfo=tz), 10, 3)
         weekday = df[df["arrival"].dt.day_of_week < 5]
         assert 7 <= np.bincount(weekday["arrival"].dt.hour, minlength=24).argmax() <= 10

@@ -2,7 +2,7 @@
 strategy, over random sites, phase rotations, vehicle mixes and session sets; energy is
 conserved; runs are deterministic."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -17,15 +17,14 @@ from evflex.sim.scenario import Scenario, SimulationConfig
 from evflex.units import J_PER_KWH
 from site_strategies import sites
 
-START = datetime(2026, 3, 2, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, tzinfo=UTC)
 S0 = START.timestamp()
 CONTROLLED = [s.value for s in Strategy.controlled()]
 
 
 @st.composite
 def scenarios(draw):
-    site = draw(sites(max_chargers=5, max_connectors=3, limit_a=(10.0, 100.0), group_a=40.0,
-                      feeder_a=(10.0, 60.0)))
+    site = draw(sites(max_chargers=5, max_connectors=3, limit_a=(10.0, 100.0), group_a=40.0, feeder_a=(10.0, 60.0)))
     topo = compile_topology(site)
     seed = draw(st.integers(0, 2**31))
     rng = np.random.default_rng(seed)
@@ -57,14 +56,21 @@ def scenarios(draw):
     phs = np.where(np.array(ph) > 0, ph, 3)
     kw = np.where(kw * 1000 / (230 * phs) < 6.0, np.nan, kw)
     max_a = np.where(rng.random(len(ids)) < 0.3, rng.choice([6.0, 10.0, 13.0, 20.0], len(ids)), np.nan)
-    sessions = SessionTable.build(ids, conn, arr, dep, en, max_power_kw=kw, max_current_a=max_a, phases=ph,
-                                  battery_kwh=bat, soc_arrival=soc)
+    sessions = SessionTable.build(
+        ids, conn, arr, dep, en, max_power_kw=kw, max_current_a=max_a, phases=ph, battery_kwh=bat, soc_arrival=soc
+    )
     times = S0 + np.arange(0, 24 * 3600 + 1, 900.0)
     base = StepSeries(times, rng.uniform(-5, 25, (len(times), 3)))
-    limit = StepSeries(times, site.connection_limit_a * rng.uniform(0.6, 1.0, len(times))) \
-        if draw(st.booleans()) else None
-    cfg = SimulationConfig(start=START, days=1, period_s=draw(st.sampled_from([60.0, 300.0])), seed=seed,
-                           ev_limits_known=draw(st.booleans()))
+    limit = (
+        StepSeries(times, site.connection_limit_a * rng.uniform(0.6, 1.0, len(times))) if draw(st.booleans()) else None
+    )
+    cfg = SimulationConfig(
+        start=START,
+        days=1,
+        period_s=draw(st.sampled_from([60.0, 300.0])),
+        seed=seed,
+        ev_limits_known=draw(st.booleans()),
+    )
     return Scenario(site, sessions, cfg, base_load=base, connection_limit=limit)
 
 
@@ -124,8 +130,15 @@ def simple_scenario(limit_a=63.0, n_ch=4, days=1, **cfg):
     site = Site("s", 230.0, limit_a, tuple(Charger(f"C{i + 1}", connectors=2) for i in range(n_ch)))
     n = 2 * n_ch
     arr = S0 + np.full(n, 8 * 3600.0)
-    S = SessionTable.build([f"s{i}" for i in range(n)], np.arange(n), arr, arr + 8 * 3600, np.full(n, 20.0),
-                           phases=np.full(n, 3), max_power_kw=np.full(n, 11.0))
+    S = SessionTable.build(
+        [f"s{i}" for i in range(n)],
+        np.arange(n),
+        arr,
+        arr + 8 * 3600,
+        np.full(n, 20.0),
+        phases=np.full(n, 3),
+        max_power_kw=np.full(n, 11.0),
+    )
     return Scenario(site, S, SimulationConfig(start=START, days=days, **cfg))
 
 
@@ -169,8 +182,9 @@ def test_idle_time_is_skipped():
 
 def test_sessions_cut_by_the_window_are_simulated_and_flagged():
     sc = simple_scenario()
-    S = SessionTable.build(["late", "gone"], [0, 1], [S0 + 20 * 3600, S0 + 30 * 3600], [S0 + 30 * 3600, S0 + 40 * 3600],
-                           [50.0, 5.0])
+    S = SessionTable.build(
+        ["late", "gone"], [0, 1], [S0 + 20 * 3600, S0 + 30 * 3600], [S0 + 30 * 3600, S0 + 40 * 3600], [50.0, 5.0]
+    )
     with pytest.warns(UserWarning) as rec:
         res = simulate(Scenario(sc.site, S, sc.simulation), "llf")
     text = " | ".join(str(w.message) for w in rec)
@@ -184,9 +198,21 @@ def test_sessions_cut_by_the_window_are_simulated_and_flagged():
 
 def test_charger_response_delays_energy():
     fast = simple_scenario(limit_a=200.0)
-    slow_site = Site("s", 230.0, 200.0, tuple(
-        Charger(f"C{i + 1}", connectors=2, response=Charger.__dataclass_fields__["response"].default_factory().
-                __class__(activation_delay_s=30.0, ramp_a_per_s=0.5, precision_a=0.0)) for i in range(4)))
+    slow_site = Site(
+        "s",
+        230.0,
+        200.0,
+        tuple(
+            Charger(
+                f"C{i + 1}",
+                connectors=2,
+                response=Charger.__dataclass_fields__["response"]
+                .default_factory()
+                .__class__(activation_delay_s=30.0, ramp_a_per_s=0.5, precision_a=0.0),
+            )
+            for i in range(4)
+        ),
+    )
     slow = Scenario(slow_site, fast.sessions, fast.simulation)
     a = simulate(fast, "llf").timeseries["ev_power_kw"]
     b = simulate(slow, "llf").timeseries["ev_power_kw"]
@@ -197,9 +223,17 @@ def test_charger_response_delays_energy():
 def test_taper_slows_charging_near_full():
     sc = simple_scenario(limit_a=200.0)
     S = sc.sessions
-    tapered = SessionTable.build(S.session_id, S.connector, S.arrival_s, S.departure_s, np.full(len(S), 20.0),
-                                 phases=S.phases, max_power_kw=S.max_power_kw, battery_kwh=np.full(len(S), 30.0),
-                                 soc_arrival=np.full(len(S), 0.3))
+    tapered = SessionTable.build(
+        S.session_id,
+        S.connector,
+        S.arrival_s,
+        S.departure_s,
+        np.full(len(S), 20.0),
+        phases=S.phases,
+        max_power_kw=S.max_power_kw,
+        battery_kwh=np.full(len(S), 30.0),
+        soc_arrival=np.full(len(S), 0.3),
+    )
     res = simulate(Scenario(sc.site, tapered, sc.simulation), "llf")
     cur = res.timeseries["C1-1_current_a"].to_numpy()
     charging = cur[cur > 0]
@@ -226,12 +260,23 @@ def test_learning_ev_limits_frees_capacity_for_others():
 
     site = Site("s", 230.0, 40.0, tuple(Charger(f"C{i + 1}") for i in range(4)))
     arr = S0 + np.full(4, 8 * 3600.0)
-    S = SessionTable.build([f"s{i}" for i in range(4)], np.arange(4), arr, arr + 4 * 3600, np.full(4, 30.0),
-                           phases=np.full(4, 3), max_power_kw=[4.83, 4.83, 11.0, 11.0])
+    S = SessionTable.build(
+        [f"s{i}" for i in range(4)],
+        np.arange(4),
+        arr,
+        arr + 4 * 3600,
+        np.full(4, 30.0),
+        phases=np.full(4, 3),
+        max_power_kw=[4.83, 4.83, 11.0, 11.0],
+    )
     got = {}
     for name, known, learn in (("known", True, True), ("learned", False, True), ("blind", False, False)):
-        sc = Scenario(site, S, SimulationConfig(start=START, days=1, ev_limits_known=known),
-                      controller=ControllerParams(learn_ev_limits=learn))
+        sc = Scenario(
+            site,
+            S,
+            SimulationConfig(start=START, days=1, ev_limits_known=known),
+            controller=ControllerParams(learn_ev_limits=learn),
+        )
         got[name] = simulate(sc, "equal").sessions["delivered_kwh"].to_numpy()
     assert got["blind"][2:].max() < 28.0  # the fast pair falls short, blind
     assert np.all(got["learned"][2:] >= 29.9) and np.all(got["known"][2:] >= 29.9)
@@ -246,8 +291,12 @@ def test_series_finer_than_the_steps_are_taken_conservatively():
     lim[(t >= S0 + 9 * 3600 + 300) & (t < S0 + 9 * 3600 + 600)] = 10.0
     base = np.zeros((len(t), 3))
     base[(t >= S0 + 11 * 3600 + 300) & (t < S0 + 11 * 3600 + 600)] = 30.0
-    res = simulate(Scenario(sc.site, sc.sessions, sc.simulation, connection_limit=StepSeries(t, lim),
-                            base_load=StepSeries(t, base)), "edf")
+    res = simulate(
+        Scenario(
+            sc.site, sc.sessions, sc.simulation, connection_limit=StepSeries(t, lim), base_load=StepSeries(t, base)
+        ),
+        "edf",
+    )
     ts = res.timeseries
     assert res.kpis["grid_limit_a"] == 10.0
     at9, at11 = pd.Timestamp("2026-03-02 09:00", tz="UTC"), pd.Timestamp("2026-03-02 11:00", tz="UTC")

@@ -48,9 +48,12 @@ TIMES = st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.5, 5.0, 8.0])
 RAMPS = st.sampled_from([0.5, 1.0, 2.0, 5.0, 12.5])
 
 
-@given(st.lists(st.tuples(AMPS, AMPS, AMPS, st.booleans(), TIMES, TIMES.filter(lambda d: d < 10), RAMPS),
-                min_size=1, max_size=4),
-       st.sampled_from([10.0, 60.0]))
+@given(
+    st.lists(
+        st.tuples(AMPS, AMPS, AMPS, st.booleans(), TIMES, TIMES.filter(lambda d: d < 10), RAMPS), min_size=1, max_size=4
+    ),
+    st.sampled_from([10.0, 60.0]),
+)
 def test_response_matches_fine_time_steps(rows, period):
     i0, old, new, changed, gate, delay, ramp = (np.array(c) for c in zip(*rows))
     changed = changed.astype(bool)
@@ -66,12 +69,29 @@ def test_response_matches_fine_time_steps(rows, period):
 
 @given(st.floats(0, 32), st.floats(0, 32), st.floats(0.05, 2.0), st.floats(0, 50))
 def test_a_slow_ramp_carries_over_steps(i0, target, ramp, gate):
-    one = response(np.array([i0]), np.array([target]), np.array([target]), np.array([False]), np.array([gate]),
-                   np.array([0.0]), np.array([ramp]), 120.0)
-    a = response(np.array([i0]), np.array([target]), np.array([target]), np.array([False]), np.array([gate]),
-                 np.array([0.0]), np.array([ramp]), 60.0)
-    b = response(a[1], np.array([target]), np.array([target]), np.array([False]), a[2], np.array([0.0]),
-                 np.array([ramp]), 60.0)
+    one = response(
+        np.array([i0]),
+        np.array([target]),
+        np.array([target]),
+        np.array([False]),
+        np.array([gate]),
+        np.array([0.0]),
+        np.array([ramp]),
+        120.0,
+    )
+    a = response(
+        np.array([i0]),
+        np.array([target]),
+        np.array([target]),
+        np.array([False]),
+        np.array([gate]),
+        np.array([0.0]),
+        np.array([ramp]),
+        60.0,
+    )
+    b = response(
+        a[1], np.array([target]), np.array([target]), np.array([False]), a[2], np.array([0.0]), np.array([ramp]), 60.0
+    )
     assert (a[0][0] + b[0][0]) / 2 == pytest.approx(one[0][0], abs=1e-9)
     assert b[1][0] == pytest.approx(one[1][0], abs=1e-9)
     assert b[2][0] == pytest.approx(one[2][0], abs=1e-9)
@@ -80,19 +100,29 @@ def test_a_slow_ramp_carries_over_steps(i0, target, ramp, gate):
 def test_increases_wait_for_decreases_even_across_steps():
     # connector 0 ramps down 16 A at 0.2 A/s (80 s), connector 1 is given 16 A at once
     args = dict(delay_s=np.array([2.0, 2.0]), ramp_a_per_s=np.array([0.2, 5.0]), period_s=60.0)
-    avg, end, gate = response(np.array([16.0, 0.0]), np.array([16.0, 0.0]), np.array([0.0, 16.0]),
-                              np.array([True, True]), np.zeros(2), **args)
+    avg, end, gate = response(
+        np.array([16.0, 0.0]), np.array([16.0, 0.0]), np.array([0.0, 16.0]), np.array([True, True]), np.zeros(2), **args
+    )
     assert end[1] == 0.0 and gate[1] == pytest.approx(2.0 + 80.0 - 60.0)  # still waiting
-    avg2, end2, gate2 = response(end, np.array([0.0, 16.0]), np.array([0.0, 16.0]), np.array([False, False]), gate,
-                                 **args)
+    avg2, end2, gate2 = response(
+        end, np.array([0.0, 16.0]), np.array([0.0, 16.0]), np.array([False, False]), gate, **args
+    )
     assert end2.tolist() == pytest.approx([0.0, 16.0]) and gate2.tolist() == [0.0, 0.0]
     # the sum never exceeded the 16 A it started at
     assert avg[0] + avg[1] <= 16.0 and avg2[0] + avg2[1] <= 16.0
 
 
 def test_the_old_set_point_applies_during_the_activation_delay():
-    avg, end, _ = response(np.array([10.0]), np.array([10.0]), np.array([0.0]), np.array([True]), np.zeros(1),
-                           np.array([3.0]), np.array([100.0]), 10.0)
+    avg, end, _ = response(
+        np.array([10.0]),
+        np.array([10.0]),
+        np.array([0.0]),
+        np.array([True]),
+        np.zeros(1),
+        np.array([3.0]),
+        np.array([100.0]),
+        10.0,
+    )
     assert end[0] == 0.0
     assert avg[0] == pytest.approx((10.0 * 3.0 + 0.5 * 10.0 * 0.1) / 10.0)
 

@@ -11,7 +11,7 @@ import sys
 import warnings
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -25,8 +25,12 @@ from evflex.errors import ValidationError, problem
 #: Longest window accepted [d]: ten years.
 MAX_DAYS = 3660
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="evflex: EV charging clusters as a reliable flexibility resource.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="evflex: EV charging clusters as a reliable flexibility resource.",
+)
 sessions_app = typer.Typer(no_args_is_help=True, help="Generate or import charging sessions.")
 app.add_typer(sessions_app, name="sessions")
 out_console = Console()
@@ -46,14 +50,27 @@ SUMMARY = [
 
 
 def _progress(quiet: bool) -> Progress:
-    return Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                    TimeElapsedColumn(), console=err_console, disable=quiet, transient=False)
+    return Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=False,
+    )
 
 
 def _summary_table(kpis_list: list[dict]) -> Table:
     limit = kpis_list[0]["grid_limit_a"] if kpis_list else 0.0
-    t = Table(title=f"limit {limit:g} A per phase; over = steps above a limit", title_justify="left",
-              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    t = Table(
+        title=f"limit {limit:g} A per phase; over = steps above a limit",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+    )
     rows = [[fmt.format(k[key]) for key, _, fmt in SUMMARY] for k in kpis_list]
     for i, (_, header, _) in enumerate(SUMMARY):
         width = max([len(header)] + [len(r[i]) for r in rows])
@@ -69,11 +86,11 @@ def _summary_table(kpis_list: list[dict]) -> Table:
 @app.command()
 def simulate(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
-    strategy: Annotated[Optional[str], typer.Option(help="Strategy name, or 'all' to compare them all.")] = None,
-    sessions: Annotated[Optional[Path], typer.Option(help="Sessions CSV to use instead of the scenario's.")] = None,
-    days: Annotated[Optional[float], typer.Option(help="Days to simulate.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of generated inputs and of the physics noise.")] = None,
-    start: Annotated[Optional[str], typer.Option(help="Start of the window (ISO-8601 with offset).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Strategy name, or 'all' to compare them all.")] = None,
+    sessions: Annotated[Path | None, typer.Option(help="Sessions CSV to use instead of the scenario's.")] = None,
+    days: Annotated[float | None, typer.Option(help="Days to simulate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of generated inputs and of the physics noise.")] = None,
+    start: Annotated[str | None, typer.Option(help="Start of the window (ISO-8601 with offset).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("out"),
     report: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -86,14 +103,24 @@ def simulate(
 
     _check_options(days=days, seed=seed, out=out)
     names = _strategies(strategy)
-    sc = read_scenario(scenario, sessions=sessions, days=days, seed=seed, start=start,
-                       strategy=None if names is None or len(names) != 1 else names[0])
+    sc = read_scenario(
+        scenario,
+        sessions=sessions,
+        days=days,
+        seed=seed,
+        start=start,
+        strategy=None if names is None or len(names) != 1 else names[0],
+    )
     strategies = [Strategy(n) for n in names] if names else [sc.simulation.strategy]
     results = []
     with _progress(quiet) as prog:
         for s in strategies:
             task = prog.add_task(s.value, total=sc.simulation.n_steps)
-            res = run(sc, s, progress=lambda done, total, task=task: prog.update(task, completed=done))
+
+            def tick(done: int, total: int, task=task) -> None:
+                prog.update(task, completed=done)
+
+            res = run(sc, s, progress=tick)
             results.append(res)
     if len(results) == 1:
         _write_atomic(out, lambda d: results[0].write(d, report=report))
@@ -113,12 +140,14 @@ def simulate(
     k0 = results[0].kpis
     cut = f", {k0['sessions_truncated']} cut by the window" if k0["sessions_truncated"] else ""
     wall = sum(r.kpis["sim_wall_s"] for r in results)
-    out_console.print(f"sessions: {k0['sessions']}{cut} ({sc.sessions_source}); simulated in {wall:.1f} s; "
-                      f"results in {where}")
+    out_console.print(
+        f"sessions: {k0['sessions']}{cut} ({sc.sessions_source}); simulated in {wall:.1f} s; results in {where}"
+    )
 
 
-def _check_options(*, days: float | None = None, seed: int | None = None, out: Path | None = None,
-                   output: Path | None = None) -> None:
+def _check_options(
+    *, days: float | None = None, seed: int | None = None, out: Path | None = None, output: Path | None = None
+) -> None:
     """Problems with command-line options, named by their flags."""
     import math
 
@@ -144,8 +173,16 @@ def _strategies(strategy: str | None) -> list[str] | None:
         return [s.value for s in Strategy]
     valid = [s.value for s in Strategy]
     if strategy not in valid:
-        raise ValidationError([problem("--strategy", f"unknown strategy (choose from {', '.join(valid)}, all)",
-                                       value=strategy, field="strategy")])
+        raise ValidationError(
+            [
+                problem(
+                    "--strategy",
+                    f"unknown strategy (choose from {', '.join(valid)}, all)",
+                    value=strategy,
+                    field="strategy",
+                )
+            ]
+        )
     return [strategy]
 
 
@@ -182,16 +219,20 @@ def _write_atomic(out: Path, write) -> None:
 
 
 @app.command()
-def validate(scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
-             sessions: Annotated[Optional[Path], typer.Option(help="Sessions CSV to check instead.")] = None) -> None:
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
+    sessions: Annotated[Path | None, typer.Option(help="Sessions CSV to check instead.")] = None,
+) -> None:
     """Check a scenario and everything it references, without simulating."""
     from evflex.io.scenario import read_scenario
 
     sc = read_scenario(scenario, sessions=sessions)
     site = sc.site
     n_conn = sum(c.connectors for c in site.chargers)
-    out_console.print(f"ok: {site.name}: {len(site.chargers)} chargers, {n_conn} connectors, "
-                      f"{site.connection_limit_a:g} A per phase; {len(sc.sessions)} sessions")
+    out_console.print(
+        f"ok: {site.name}: {len(site.chargers)} chargers, {n_conn} connectors, "
+        f"{site.connection_limit_a:g} A per phase; {len(sc.sessions)} sessions"
+    )
 
 
 @app.command()
@@ -214,8 +255,8 @@ def strategies() -> None:
 def sessions_generate(
     profile: Annotated[str, typer.Option(help="workplace, home, public or fleet.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Sessions CSV to write.")],
-    connectors: Annotated[Optional[int], typer.Option(help="Number of connectors (ids C1-1, C2-1, ...).")] = None,
-    scenario: Annotated[Optional[Path], typer.Option(help="Use this scenario's connectors and window.")] = None,
+    connectors: Annotated[int | None, typer.Option(help="Number of connectors (ids C1-1, C2-1, ...).")] = None,
+    scenario: Annotated[Path | None, typer.Option(help="Use this scenario's connectors and window.")] = None,
     days: Annotated[float, typer.Option(help="Days to generate.")] = 28,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     start: Annotated[str, typer.Option(help="First day (ISO-8601 date or time).")] = "2026-03-02",
@@ -228,8 +269,14 @@ def sessions_generate(
     _check_options(days=days, seed=seed, output=output)
     probs = []
     if profile not in [p.value for p in Profile]:
-        probs.append(problem("--profile", f"unknown profile (choose from {', '.join(p.value for p in Profile)})",
-                             field="profile", value=profile))
+        probs.append(
+            problem(
+                "--profile",
+                f"unknown profile (choose from {', '.join(p.value for p in Profile)})",
+                field="profile",
+                value=profile,
+            )
+        )
     if (connectors is None) == (scenario is None):
         probs.append(problem("evflex sessions generate", "give exactly one of --connectors or --scenario"))
     if connectors is not None and connectors < 1:
@@ -252,14 +299,20 @@ def sessions_generate(
 
         sc = read_scenario(scenario, days=days, seed=seed)
         topo = compile_topology(sc.site)
-        ids, ph, mx, V = list(topo.connector_ids), topo.charger_phases.tolist(), topo.max_current_a.tolist(), \
-            topo.voltage_ln_v
+        ids, ph, mx, V = (
+            list(topo.connector_ids),
+            topo.charger_phases.tolist(),
+            topo.max_current_a.tolist(),
+            topo.voltage_ln_v,
+        )
         t0 = sc.simulation.start.astimezone(sc.simulation.tz)
     else:
+        assert connectors is not None
         ids = [f"C{k}-1" for k in range(1, connectors + 1)]
         ph, mx, V = [3] * connectors, [16.0] * connectors, 230.0
-    df = generate_sessions(profile, ids, t0, days, seed, connector_phases=ph, connector_max_current_a=mx,
-                           voltage_ln_v=V)
+    df = generate_sessions(
+        profile, ids, t0, days, seed, connector_phases=ph, connector_max_current_a=mx, voltage_ln_v=V
+    )
     write_sessions_csv(df, output)
     out_console.print(f"wrote {len(df)} {profile} sessions on {len(ids)} connectors to {output}")
 
@@ -269,7 +322,7 @@ def sessions_import(
     file: Annotated[Path, typer.Argument(help="Export to import.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Sessions CSV to write.")],
     format: Annotated[str, typer.Option("--format", help="Format of the export: acn-data.")] = "acn-data",
-    scenario: Annotated[Optional[Path], typer.Option(help="Place sessions on this scenario's connectors.")] = None,
+    scenario: Annotated[Path | None, typer.Option(help="Place sessions on this scenario's connectors.")] = None,
 ) -> None:
     """Convert a public session export (ACN-Data JSON) to a sessions CSV."""
     from evflex.io.acn import assign_connectors, read_acn_data
@@ -277,8 +330,9 @@ def sessions_import(
 
     _check_options(output=output)
     if format != "acn-data":
-        raise ValidationError([problem("--format", "unknown format (choose from acn-data)", field="format",
-                                       value=format)])
+        raise ValidationError(
+            [problem("--format", "unknown format (choose from acn-data)", field="format", value=format)]
+        )
     df = read_acn_data(file)
     if scenario is not None:
         from evflex.io.scenario import read_scenario
@@ -317,8 +371,9 @@ def main(argv: list[str] | None = None) -> int:
             return code
         if os.environ.get("EVFLEX_DEBUG"):
             raise
-        sys.stderr.write(f"evflex: internal error: {type(exc).__name__}: {exc} "
-                         f"(set EVFLEX_DEBUG=1 for the traceback)\n")
+        sys.stderr.write(
+            f"evflex: internal error: {type(exc).__name__}: {exc} (set EVFLEX_DEBUG=1 for the traceback)\n"
+        )
         return 1
     return rv if isinstance(rv, int) else 0
 

@@ -31,7 +31,7 @@ class Strategy(str, enum.Enum):
     PROPORTIONAL = "proportional"  #: power in proportion to remaining energy
 
     @classmethod
-    def controlled(cls) -> list["Strategy"]:
+    def controlled(cls) -> list[Strategy]:
         return [s for s in cls if s is not cls.UNCONTROLLED]
 
 

@@ -44,7 +44,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -136,11 +136,11 @@ def parse_acn_data(text_or_obj: str | bytes | dict, *, source: str = "acn.json")
     document = _decode(text_or_obj, source)
     items = document.get("_items") if isinstance(document, dict) else None
     if not isinstance(items, list):
-        raise ValidationError([problem(source, "must be a JSON object with an '_items' list of session records",
-                                       field="_items")])
+        raise ValidationError(
+            [problem(source, "must be a JSON object with an '_items' list of session records", field="_items")]
+        )
     problems: list[Problem] = []
-    records = [r for r in (_parse_record(item, i, source, problems) for i, item in enumerate(items))
-               if r is not None]
+    records = [r for r in (_parse_record(item, i, source, problems) for i, item in enumerate(items)) if r is not None]
     if problems:
         raise ValidationError(problems)
     kept, skipped = _clean(records)
@@ -155,8 +155,9 @@ def _decode(text_or_obj: Any, source: str) -> Any:
     try:
         return json.loads(text_or_obj)
     except json.JSONDecodeError as exc:
-        raise ValidationError([problem(source, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")]) \
-            from None
+        raise ValidationError(
+            [problem(source, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")]
+        ) from None
     except UnicodeDecodeError as exc:
         raise ValidationError([problem(source, f"invalid JSON: not UTF-8 text ({exc.reason})")]) from None
 
@@ -179,6 +180,7 @@ def _parse_record(item: Any, index: int, source: str, problems: list[Problem]) -
     zone = _zone(item, where, source, problems)
     if len(problems) > before:
         return None
+    assert session_id and station_id and arrival and departure and energy_kwh is not None
     return _Record(index, session_id, station_id, arrival, departure, energy_kwh, zone)
 
 
@@ -198,8 +200,11 @@ def _timestamp(item: dict, name: str, where: str, source: str, problems: list[Pr
         return None
     parsed = _parse_rfc1123(value)
     if parsed is None:
-        problems.append(problem(source, f"not an RFC 1123 date-time such as '{_RFC1123_EXAMPLE}'",
-                                field=f"{where}.{name}", value=value))
+        problems.append(
+            problem(
+                source, f"not an RFC 1123 date-time such as '{_RFC1123_EXAMPLE}'", field=f"{where}.{name}", value=value
+            )
+        )
     return parsed
 
 
@@ -217,8 +222,8 @@ def _parse_rfc1123(value: Any) -> datetime | None:
     if parsed is None:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _number(item: dict, name: str, where: str, source: str, problems: list[Problem]) -> float | None:
@@ -282,18 +287,21 @@ def _times(values: list[datetime], zone: str) -> pd.DatetimeIndex:
 
 def _frame(records: list[_Record], zone: str) -> pd.DataFrame:
     n = len(records)
-    return pd.DataFrame({
-        "session_id": pd.Series([r.session_id for r in records], dtype=str),
-        "connector_id": pd.Series([r.station_id for r in records], dtype=str),
-        "arrival": _times([r.arrival for r in records], zone),
-        "departure": _times([r.departure for r in records], zone),
-        "energy_kwh": np.array([r.energy_kwh for r in records], dtype=float),
-        "max_power_kw": np.full(n, np.nan),
-        "phases": np.full(n, UNKNOWN_PHASES, dtype=np.int64),
-        "battery_kwh": np.full(n, np.nan),
-        "soc_arrival": np.full(n, np.nan),
-        "v2g": np.zeros(n, dtype=bool),
-    }, columns=list(SESSION_COLUMNS))
+    return pd.DataFrame(
+        {
+            "session_id": pd.Series([r.session_id for r in records], dtype=str),
+            "connector_id": pd.Series([r.station_id for r in records], dtype=str),
+            "arrival": _times([r.arrival for r in records], zone),
+            "departure": _times([r.departure for r in records], zone),
+            "energy_kwh": np.array([r.energy_kwh for r in records], dtype=float),
+            "max_power_kw": np.full(n, np.nan),
+            "phases": np.full(n, UNKNOWN_PHASES, dtype=np.int64),
+            "battery_kwh": np.full(n, np.nan),
+            "soc_arrival": np.full(n, np.nan),
+            "v2g": np.zeros(n, dtype=bool),
+        },
+        columns=list(SESSION_COLUMNS),
+    )
 
 
 def _posix_s(times: pd.Series) -> np.ndarray:
@@ -341,8 +349,9 @@ def assign_connectors(df: pd.DataFrame, connector_ids: list[str]) -> pd.DataFram
     last_place: dict[str, int] = {}
     rows: list[int] = []
     placed: list[str] = []
-    for row, (station, arrival, departure) in enumerate(zip(ordered["connector_id"].tolist(),
-                                                              arrival_s.tolist(), departure_s.tolist())):
+    for row, (station, arrival, departure) in enumerate(
+        zip(ordered["connector_id"].tolist(), arrival_s.tolist(), departure_s.tolist())
+    ):
         slot = last_place.get(station)
         if slot is None or free_at_s[slot] > arrival:
             free = np.flatnonzero(free_at_s <= arrival)

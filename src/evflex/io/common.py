@@ -60,8 +60,7 @@ def load_csv(path: Path, source: str) -> pd.DataFrame:
     if probs:
         raise ValidationError(probs)
     try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True,
-                         index_col=False)
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         msg = str(exc).strip().splitlines()[-1]
         raise ValidationError([problem(source, f"not a valid CSV file: {msg}")]) from None
@@ -80,13 +79,22 @@ def parse_timestamps(values: pd.Series, source: str, field: str) -> tuple[np.nda
     naive = ~text.str.contains(_OFFSET)
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     bad = (parsed.isna() & (text != "") | (text == "")).to_numpy()
-    probs = [problem(source, "not an ISO-8601 timestamp" if text.iloc[i] else "is empty",
-                     line=i + FIRST_DATA_LINE, field=field, value=text.iloc[i])
-             for i in np.flatnonzero(bad)]
+    probs = [
+        problem(
+            source,
+            "not an ISO-8601 timestamp" if text.iloc[i] else "is empty",
+            line=i + FIRST_DATA_LINE,
+            field=field,
+            value=text.iloc[i],
+        )
+        for i in np.flatnonzero(bad)
+    ]
     secs = _to_seconds(parsed, bad)
     far = ~bad & ((secs < EARLIEST_S) | (secs >= LATEST_S))
-    probs += [problem(source, "out of range (years 1970 to 2199)", line=i + FIRST_DATA_LINE, field=field,
-                      value=text.iloc[i]) for i in np.flatnonzero(far)]
+    probs += [
+        problem(source, "out of range (years 1970 to 2199)", line=i + FIRST_DATA_LINE, field=field, value=text.iloc[i])
+        for i in np.flatnonzero(far)
+    ]
     secs[far] = np.nan
     return secs, probs, int((naive & ~pd.Series(bad, index=naive.index)).sum())
 
@@ -100,8 +108,9 @@ def _to_seconds(parsed: pd.Series, bad: np.ndarray) -> np.ndarray:
     return out
 
 
-def parse_numbers(values: pd.Series, source: str, field: str, *, required: bool = True
-                  ) -> tuple[np.ndarray, list[Problem]]:
+def parse_numbers(
+    values: pd.Series, source: str, field: str, *, required: bool = True
+) -> tuple[np.ndarray, list[Problem]]:
     """Strings -> floats; empty cells are NaN (a problem when ``required``)."""
     text = values.astype(str).str.strip()
     num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, copy=True)
@@ -109,7 +118,15 @@ def parse_numbers(values: pd.Series, source: str, field: str, *, required: bool 
     bad = (np.isnan(num) & ~empty) | ~np.isfinite(np.where(np.isnan(num), 0.0, num))
     if required:
         bad |= empty
-    probs = [problem(source, "is empty" if empty[i] else "not a number", line=i + FIRST_DATA_LINE,
-                     field=field, value=text.iloc[i]) for i in np.flatnonzero(bad)]
+    probs = [
+        problem(
+            source,
+            "is empty" if empty[i] else "not a number",
+            line=i + FIRST_DATA_LINE,
+            field=field,
+            value=text.iloc[i],
+        )
+        for i in np.flatnonzero(bad)
+    ]
     num[bad] = np.nan
     return num, probs

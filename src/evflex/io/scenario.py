@@ -15,7 +15,8 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError as PydanticError
 
 from evflex.control.allocation.controller import ControllerParams
 from evflex.control.interface import Strategy
@@ -94,13 +95,14 @@ class ChargerSpec(_Strict):
     @model_validator(mode="after")
     def _consistent(self):
         if self.min_current_a > self.max_current_a:
-            raise ValueError(f"min_current_a ({self.min_current_a:g}) is above max_current_a "
-                             f"({self.max_current_a:g})")
+            raise ValueError(f"min_current_a ({self.min_current_a:g}) is above max_current_a ({self.max_current_a:g})")
         if self.id is not None and self.count > 1:
             raise ValueError("give 'id' for one charger or 'count' (with 'id_prefix') for several, not both")
         if self.setpoint_resolution_a > self.min_current_a:
-            raise ValueError(f"setpoint_resolution_a ({self.setpoint_resolution_a:g}) is above min_current_a "
-                             f"({self.min_current_a:g})")
+            raise ValueError(
+                f"setpoint_resolution_a ({self.setpoint_resolution_a:g}) is above min_current_a "
+                f"({self.min_current_a:g})"
+            )
         if self.precision_a >= self.min_current_a:
             raise ValueError(f"precision_a ({self.precision_a:g}) must be below min_current_a ({self.min_current_a:g})")
         if self.phase_rotation is None:
@@ -113,8 +115,10 @@ class ChargerSpec(_Strict):
                 continue
             rot = parse_rotation(text)
             if rot is None or len(rot) != self.phases:
-                raise ValueError(f"phase_rotation {text!r} must name {self.phases} distinct "
-                                 f"phase(s) of L1, L2, L3 (e.g. {'L2L3L1'[: 2 * self.phases]!r}) or be 'cyclic'")
+                raise ValueError(
+                    f"phase_rotation {text!r} must name {self.phases} distinct "
+                    f"phase(s) of L1, L2, L3 (e.g. {'L2L3L1'[: 2 * self.phases]!r}) or be 'cyclic'"
+                )
         return self
 
 
@@ -185,15 +189,29 @@ def parse_rotation(text: str) -> tuple[int, ...] | None:
     t = text.strip().upper().replace(" ", "").replace(",", "")
     if not t or len(t) % 2 or len(t) > 6:
         return None
-    parts = [t[i:i + 2] for i in range(0, len(t), 2)]
+    parts = [t[i : i + 2] for i in range(0, len(t), 2)]
     if any(p not in PHASE_NAMES for p in parts) or len(set(parts)) != len(parts):
         return None
     return tuple(PHASE_NAMES.index(p) for p in parts)
 
 
+def _rotation(text: str) -> tuple[int, ...]:
+    """A rotation the spec has already validated."""
+    rot = parse_rotation(text)
+    assert rot is not None, text
+    return rot
+
+
 # ------------------------------------------------------------------------ reading
-def read_scenario(path: str | Path, *, sessions: str | Path | None = None, strategy: str | None = None,
-                  days: float | None = None, seed: int | None = None, start: str | None = None) -> Scenario:
+def read_scenario(
+    path: str | Path,
+    *,
+    sessions: str | Path | None = None,
+    strategy: str | None = None,
+    days: float | None = None,
+    seed: int | None = None,
+    start: str | None = None,
+) -> Scenario:
     """Read, validate and load a scenario with everything it references.
 
     Keyword arguments override the file: ``sessions`` a sessions CSV used instead of the
@@ -224,8 +242,9 @@ def read_scenario(path: str | Path, *, sessions: str | Path | None = None, strat
     return sc.with_source(path)
 
 
-def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scenario.toml",
-                   seed_override: int | None = None) -> Scenario:
+def parse_scenario(
+    raw: dict, *, base_dir: Path = Path("."), source: str = "scenario.toml", seed_override: int | None = None
+) -> Scenario:
     """Build a :class:`Scenario` from a parsed TOML document."""
     try:
         spec = ScenarioSpec.model_validate(raw)
@@ -236,8 +255,14 @@ def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scen
     sim_cfg = _build_simulation(spec.simulation, source, probs)
     for ci, c in enumerate(spec.chargers, start=1):
         if c.activation_delay_s >= spec.simulation.period_s:
-            probs.append(problem(source, f"must be shorter than simulation.period_s ({spec.simulation.period_s:g} s)",
-                                 field=f"chargers[{ci}].activation_delay_s", value=c.activation_delay_s))
+            probs.append(
+                problem(
+                    source,
+                    f"must be shorter than simulation.period_s ({spec.simulation.period_s:g} s)",
+                    field=f"chargers[{ci}].activation_delay_s",
+                    value=c.activation_delay_s,
+                )
+            )
     if probs:
         raise ValidationError(probs)
     topo = compile_topology(site)
@@ -254,6 +279,7 @@ def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scen
             table, sess_src = read_sessions(f, topo, source=f.name), str(f)
         else:
             g = spec.sessions.generate
+            assert g is not None  # the spec holds exactly one of file and generate
             gseed = g.seed if seed_override is None else seed_override
             gdays = sim_cfg.days if g.days is None else min(g.days, sim_cfg.days)
             table = generated_sessions(g.profile, topo, sim_cfg, gseed, gdays)
@@ -268,7 +294,7 @@ def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scen
     for kind, sp in (("base_load", s.base_load), ("pv", s.pv), ("limit", s.connection_limit_series)):
         if sp is None:
             continue
-        if getattr(sp, "file", None) is not None:
+        if sp.file is not None:
             f = resolve(sp.file)
             try:
                 ser = read_series(f, kind, site.voltage_ln_v, source=f.name)
@@ -277,21 +303,30 @@ def parse_scenario(raw: dict, *, base_dir: Path = Path("."), source: str = "scen
                 continue
             probs += _coverage(ser, sim_cfg, f.name)
             series[kind] = ser
-        else:
+        elif isinstance(sp, BaseLoadSpec):
             sseed = sp.seed if seed_override is None else seed_override
-            if kind == "base_load":
-                t, v = profiles.office_load_a(sim_cfg.start_s, sim_cfg.end_s, sim_cfg.tz, site.voltage_ln_v,
-                                              sp.peak_kw, sp.base_kw, sseed)
-                series[kind] = StepSeries(t, v, name=f"office profile, peak {sp.peak_kw:g} kW")
-            else:
-                t, v = profiles.pv_power_kw(sim_cfg.start_s, sim_cfg.end_s, sp.peak_kw, sp.latitude_deg,
-                                            sp.longitude_deg, sseed)
-                series[kind] = StepSeries(t, v, name=f"clear-sky PV, peak {sp.peak_kw:g} kW")
-    if probs:
+            t, v = profiles.office_load_a(
+                sim_cfg.start_s, sim_cfg.end_s, sim_cfg.tz, site.voltage_ln_v, sp.peak_kw, sp.base_kw, sseed
+            )
+            series[kind] = StepSeries(t, v, name=f"office profile, peak {sp.peak_kw:g} kW")
+        elif isinstance(sp, PvSpec):
+            sseed = sp.seed if seed_override is None else seed_override
+            t, v = profiles.pv_power_kw(
+                sim_cfg.start_s, sim_cfg.end_s, sp.peak_kw, sp.latitude_deg, sp.longitude_deg, sseed
+            )
+            series[kind] = StepSeries(t, v, name=f"clear-sky PV, peak {sp.peak_kw:g} kW")
+    if probs or table is None:
         raise ValidationError(probs)
-    return Scenario(site=site, sessions=table, simulation=sim_cfg, controller=ctrl,
-                    base_load=series["base_load"], pv=series["pv"], connection_limit=series["limit"],
-                    sessions_source=sess_src)
+    return Scenario(
+        site=site,
+        sessions=table,
+        simulation=sim_cfg,
+        controller=ctrl,
+        base_load=series["base_load"],
+        pv=series["pv"],
+        connection_limit=series["limit"],
+        sessions_source=sess_src,
+    )
 
 
 def generated_sessions(profile: str, topo, cfg: SimulationConfig, seed: int, days: float):
@@ -300,26 +335,33 @@ def generated_sessions(profile: str, topo, cfg: SimulationConfig, seed: int, day
     from evflex.sim.behaviour import generate_sessions
 
     start = cfg.start.astimezone(cfg.tz) if cfg.timezone is not None else cfg.start
-    df = generate_sessions(profile, list(topo.connector_ids), start, days, seed,
-                           connector_phases=topo.charger_phases.tolist(),
-                           connector_max_current_a=topo.max_current_a.tolist(), voltage_ln_v=topo.voltage_ln_v)
+    df = generate_sessions(
+        profile,
+        list(topo.connector_ids),
+        start,
+        days,
+        seed,
+        connector_phases=topo.charger_phases.tolist(),
+        connector_max_current_a=topo.max_current_a.tolist(),
+        voltage_ln_v=topo.voltage_ln_v,
+    )
     return parse_sessions(sessions_as_text(df), topo, f"generated {profile} sessions")
 
 
 def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
     chargers: list[Charger] = []
     counters: dict[str, int] = {}
-    for ci, c in enumerate(spec.chargers, start=1):
+    for c in spec.chargers:
         if c.id is not None:
             ids = [c.id]
         else:
             first = counters.get(c.id_prefix, 0)
             ids = [f"{c.id_prefix}{first + k + 1}" for k in range(c.count)]
             counters[c.id_prefix] = first + c.count
-        for k, cid in enumerate(ids):
+        for cid in ids:
             per_connector: tuple[tuple[int, ...], ...] = ()
             if isinstance(c.phase_rotation, list):
-                per_connector = tuple(parse_rotation(r) for r in c.phase_rotation)
+                per_connector = tuple(_rotation(r) for r in c.phase_rotation)
                 rot = per_connector[0]
             elif c.phase_rotation is None:
                 rot = (0, 1, 2)[: c.phases]
@@ -327,14 +369,24 @@ def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
                 shift = (len(chargers)) % 3
                 rot = tuple((p + shift) % 3 for p in range(3))[: c.phases]
             else:
-                rot = parse_rotation(c.phase_rotation)
-            chargers.append(Charger(
-                id=cid, connectors=c.connectors, max_current_a=c.max_current_a, min_current_a=c.min_current_a,
-                phases=c.phases, phase_rotation=rot, modulation=c.modulation, phase_switching=c.phase_switching,
-                v2g=c.v2g, max_total_current_a=c.max_total_current_a,
-                setpoint_resolution_a=c.setpoint_resolution_a,
-                response=ChargerResponse(c.activation_delay_s, c.ramp_a_per_s, c.precision_a),
-                connector_rotations=per_connector))
+                rot = _rotation(c.phase_rotation)
+            chargers.append(
+                Charger(
+                    id=cid,
+                    connectors=c.connectors,
+                    max_current_a=c.max_current_a,
+                    min_current_a=c.min_current_a,
+                    phases=c.phases,
+                    phase_rotation=rot,
+                    modulation=c.modulation,
+                    phase_switching=c.phase_switching,
+                    v2g=c.v2g,
+                    max_total_current_a=c.max_total_current_a,
+                    setpoint_resolution_a=c.setpoint_resolution_a,
+                    response=ChargerResponse(c.activation_delay_s, c.ramp_a_per_s, c.precision_a),
+                    connector_rotations=per_connector,
+                )
+            )
     seen: dict[str, int] = {}
     for ch in chargers:
         if ch.id in seen:
@@ -349,11 +401,22 @@ def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
         for name in f.chargers:
             if name not in seen:
                 probs.append(problem(source, "unknown charger", field=f"feeders[{fi}].chargers", value=name))
-        feeders.append(Feeder(id=f.id, limit_a=f.limit_a, chargers=tuple(f.chargers),
-                              phases=tuple(sorted(parse_rotation(f.phases))),
-                              includes_base_load=f.includes_base_load))
-    return Site(name=spec.site.name, voltage_ln_v=spec.site.voltage_ln_v,
-                connection_limit_a=spec.site.connection_limit_a, chargers=tuple(chargers), feeders=tuple(feeders))
+        feeders.append(
+            Feeder(
+                id=f.id,
+                limit_a=f.limit_a,
+                chargers=tuple(f.chargers),
+                phases=tuple(sorted(_rotation(f.phases))),
+                includes_base_load=f.includes_base_load,
+            )
+        )
+    return Site(
+        name=spec.site.name,
+        voltage_ln_v=spec.site.voltage_ln_v,
+        connection_limit_a=spec.site.connection_limit_a,
+        chargers=tuple(chargers),
+        feeders=tuple(feeders),
+    )
 
 
 def _build_simulation(s: SimulationSpec, source: str, probs: list[Problem]) -> SimulationConfig:
@@ -362,8 +425,14 @@ def _build_simulation(s: SimulationSpec, source: str, probs: list[Problem]) -> S
         try:
             tz = ZoneInfo(s.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            probs.append(problem(source, "unknown time zone (use an IANA name such as 'Europe/Copenhagen')",
-                                 field="simulation.timezone", value=s.timezone))
+            probs.append(
+                problem(
+                    source,
+                    "unknown time zone (use an IANA name such as 'Europe/Copenhagen')",
+                    field="simulation.timezone",
+                    value=s.timezone,
+                )
+            )
     try:
         start = datetime.fromisoformat(s.start)
     except ValueError:
@@ -371,17 +440,37 @@ def _build_simulation(s: SimulationSpec, source: str, probs: list[Problem]) -> S
         start = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
     if start.tzinfo is None:
         if tz is None:
-            probs.append(problem(source, "needs an offset (e.g. '+01:00') or [simulation].timezone",
-                                 field="simulation.start", value=s.start))
+            probs.append(
+                problem(
+                    source,
+                    "needs an offset (e.g. '+01:00') or [simulation].timezone",
+                    field="simulation.start",
+                    value=s.start,
+                )
+            )
             start = start.replace(tzinfo=ZoneInfo("UTC"))
         else:
             start = start.replace(tzinfo=tz)
     steps = s.days * 86400.0 / s.period_s
     if abs(steps - round(steps)) > 1e-6:
-        probs.append(problem(source, f"the window of {s.days:g} days is not a whole number of "
-                             f"{s.period_s:g} s steps", field="simulation.period_s", value=s.period_s))
-    return SimulationConfig(start=start, days=s.days, period_s=s.period_s, strategy=s.strategy, seed=s.seed,
-                            ev_limits_known=s.ev_limits_known, taper_soc=s.taper_soc, timezone=tz)
+        probs.append(
+            problem(
+                source,
+                f"the window of {s.days:g} days is not a whole number of {s.period_s:g} s steps",
+                field="simulation.period_s",
+                value=s.period_s,
+            )
+        )
+    return SimulationConfig(
+        start=start,
+        days=s.days,
+        period_s=s.period_s,
+        strategy=s.strategy,
+        seed=s.seed,
+        ev_limits_known=s.ev_limits_known,
+        taper_soc=s.taper_soc,
+        timezone=tz,
+    )
 
 
 def _window_problems(table, cfg: SimulationConfig, source: str) -> list[Problem]:
@@ -393,9 +482,14 @@ def _window_problems(table, cfg: SimulationConfig, source: str) -> list[Problem]
     def iso(t):
         return pd.Timestamp(t, unit="s", tz="UTC").tz_convert(cfg.tz).isoformat()
 
-    return [problem(source, f"none of the {len(table)} sessions lies inside the simulated window {iso(cfg.start_s)} "
-                            f"to {iso(cfg.end_s)}; they run {iso(table.arrival_s.min())} to "
-                            f"{iso(table.departure_s.max())} (set [simulation].start, or pass --start)")]
+    return [
+        problem(
+            source,
+            f"none of the {len(table)} sessions lies inside the simulated window {iso(cfg.start_s)} "
+            f"to {iso(cfg.end_s)}; they run {iso(table.arrival_s.min())} to "
+            f"{iso(table.departure_s.max())} (set [simulation].start, or pass --start)",
+        )
+    ]
 
 
 def _coverage(ser: StepSeries, cfg: SimulationConfig, source: str) -> list[Problem]:
@@ -405,8 +499,13 @@ def _coverage(ser: StepSeries, cfg: SimulationConfig, source: str) -> list[Probl
     def iso(t):
         return pd.Timestamp(t, unit="s", tz="UTC").tz_convert(cfg.tz).isoformat()
 
-    return [problem(source, f"covers {iso(ser.start_s)} to {iso(ser.end_s)} but the simulation runs "
-                            f"{iso(cfg.start_s)} to {iso(cfg.end_s)}")]
+    return [
+        problem(
+            source,
+            f"covers {iso(ser.start_s)} to {iso(ser.end_s)} but the simulation runs "
+            f"{iso(cfg.start_s)} to {iso(cfg.end_s)}",
+        )
+    ]
 
 
 _MESSAGES = {
@@ -421,7 +520,7 @@ def _pydantic_problems(exc: PydanticError, source: str) -> list[Problem]:
         loc = _loc(e["loc"])
         msg = _MESSAGES.get(e["type"], e["msg"])
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         msg = msg[:1].lower() + msg[1:]
         if e["type"] == "missing":
             probs.append(problem(source, msg, field=loc))

@@ -58,8 +58,15 @@ def read_series(path: Path, kind: str, voltage_ln_v: float, source: str | None =
     d = np.diff(times[ok])
     for i in np.flatnonzero(d <= 0):
         line = np.flatnonzero(ok)[i + 1] + FIRST_DATA_LINE
-        probs.append(problem(src, "timestamps must increase", line=int(line), field="timestamp",
-                             value=df["timestamp"].iloc[line - FIRST_DATA_LINE]))
+        probs.append(
+            problem(
+                src,
+                "timestamps must increase",
+                line=int(line),
+                field="timestamp",
+                value=df["timestamp"].iloc[line - FIRST_DATA_LINE],
+            )
+        )
     if probs:
         raise ValidationError(probs)
     if naive:

@@ -61,47 +61,73 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
     dup = sid.duplicated(keep="first") & (sid != "")
     first_line = {s: int(lines[i]) for i, s in reversed(list(enumerate(sid)))}
     for i in np.flatnonzero(dup.to_numpy()):
-        probs.append(problem(source, f"duplicate of line {first_line[sid.iloc[i]]}", line=int(lines[i]),
-                             field="session_id", value=sid.iloc[i]))
+        probs.append(
+            problem(
+                source,
+                f"duplicate of line {first_line[sid.iloc[i]]}",
+                line=int(lines[i]),
+                field="session_id",
+                value=sid.iloc[i],
+            )
+        )
 
     index = topology.index()
     cid = df["connector_id"].astype(str).str.strip()
-    conn = cid.map(index)
-    for i in np.flatnonzero(conn.isna().to_numpy()):
-        probs.append(problem(source, f"unknown connector (the site has {_span(topology.connector_ids)})",
-                             line=int(lines[i]), field="connector_id", value=cid.iloc[i]))
-    conn = conn.fillna(-1).astype(np.int64).to_numpy()
+    conn_ser = cid.map(index)
+    for i in np.flatnonzero(conn_ser.isna().to_numpy()):
+        probs.append(
+            problem(
+                source,
+                f"unknown connector (the site has {_span(topology.connector_ids)})",
+                line=int(lines[i]),
+                field="connector_id",
+                value=cid.iloc[i],
+            )
+        )
+    conn: np.ndarray = conn_ser.fillna(-1).astype(np.int64).to_numpy()
 
     arr, p1, naive1 = parse_timestamps(df["arrival"], source, "arrival")
     dep, p2, naive2 = parse_timestamps(df["departure"], source, "departure")
     probs += p1 + p2
     for i in np.flatnonzero(dep <= arr):
-        probs.append(problem(source, f"not after arrival {df['arrival'].iloc[i].strip()!r}", line=int(lines[i]),
-                             field="departure", value=df["departure"].iloc[i].strip()))
+        probs.append(
+            problem(
+                source,
+                f"not after arrival {df['arrival'].iloc[i].strip()!r}",
+                line=int(lines[i]),
+                field="departure",
+                value=df["departure"].iloc[i].strip(),
+            )
+        )
 
     energy, p = parse_numbers(df["energy_kwh"], source, "energy_kwh")
     probs += p
     probs += _check(energy < 0, df, "energy_kwh", "must be >= 0", lines, source)
-    probs += _check(energy > MAX_ENERGY_KWH, df, "energy_kwh", f"implausibly large (over {MAX_ENERGY_KWH:g})",
-                    lines, source)
+    probs += _check(
+        energy > MAX_ENERGY_KWH, df, "energy_kwh", f"implausibly large (over {MAX_ENERGY_KWH:g})", lines, source
+    )
 
     opt = {c: df[c] if c in df.columns else pd.Series([""] * n) for c in OPTIONAL}
     max_kw, p = parse_numbers(opt["max_power_kw"], source, "max_power_kw", required=False)
     probs += p + _check(max_kw <= 0, df, "max_power_kw", "must be > 0", lines, source)
-    probs += _check(max_kw > MAX_POWER_KW, df, "max_power_kw", f"implausibly large (over {MAX_POWER_KW:g})",
-                    lines, source)
+    probs += _check(
+        max_kw > MAX_POWER_KW, df, "max_power_kw", f"implausibly large (over {MAX_POWER_KW:g})", lines, source
+    )
     max_a, p = parse_numbers(opt["max_current_a"], source, "max_current_a", required=False)
     probs += p + _check(max_a <= 0, df, "max_current_a", "must be > 0", lines, source)
-    probs += _check(max_a > MAX_CURRENT_A, df, "max_current_a", f"implausibly large (over {MAX_CURRENT_A:g})",
-                    lines, source)
+    probs += _check(
+        max_a > MAX_CURRENT_A, df, "max_current_a", f"implausibly large (over {MAX_CURRENT_A:g})", lines, source
+    )
     phases_f, p = parse_numbers(opt["phases"], source, "phases", required=False)
-    probs += p + _check(~np.isnan(phases_f) & ~np.isin(phases_f, [1, 2, 3]), df, "phases", "must be 1, 2 or 3",
-                        lines, source)
+    probs += p + _check(
+        ~np.isnan(phases_f) & ~np.isin(phases_f, [1, 2, 3]), df, "phases", "must be 1, 2 or 3", lines, source
+    )
     phases = np.where(np.isin(phases_f, [1, 2, 3]), phases_f, 0).astype(np.int64)
     battery, p = parse_numbers(opt["battery_kwh"], source, "battery_kwh", required=False)
     probs += p + _check(battery <= 0, df, "battery_kwh", "must be > 0", lines, source)
-    probs += _check(battery > MAX_ENERGY_KWH, df, "battery_kwh", f"implausibly large (over {MAX_ENERGY_KWH:g})",
-                    lines, source)
+    probs += _check(
+        battery > MAX_ENERGY_KWH, df, "battery_kwh", f"implausibly large (over {MAX_ENERGY_KWH:g})", lines, source
+    )
     soc, p = parse_numbers(opt["soc_arrival"], source, "soc_arrival", required=False)
     probs += p + _check((soc < 0) | (soc > 1), df, "soc_arrival", "must be within 0-1", lines, source)
     eff, p = parse_numbers(opt["efficiency"], source, "efficiency", required=False)
@@ -110,8 +136,9 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
     v2g_text = opt["v2g"].astype(str).str.strip().str.lower()
     bad_v2g = ~v2g_text.isin(_TRUE | _FALSE)
     for i in np.flatnonzero(bad_v2g.to_numpy()):
-        probs.append(problem(source, "must be true or false", line=int(lines[i]), field="v2g",
-                             value=opt["v2g"].iloc[i]))
+        probs.append(
+            problem(source, "must be true or false", line=int(lines[i]), field="v2g", value=opt["v2g"].iloc[i])
+        )
     v2g = v2g_text.isin(_TRUE).to_numpy()
 
     # the EV must be able to charge at the pilot's minimum on its phases
@@ -121,11 +148,25 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         ev_a = max_kw * 1000.0 / (V * ev_phases)
     min_a = np.where(ok_c, topology.min_current_a[np.maximum(conn, 0)], 6.0)
     for i in np.flatnonzero(ev_a < min_a - 1e-9):
-        probs.append(problem(source, f"below the {min_a[i]:g} A minimum on {ev_phases[i]} phase(s)",
-                             line=int(lines[i]), field="max_power_kw", value=df["max_power_kw"].iloc[i]))
+        probs.append(
+            problem(
+                source,
+                f"below the {min_a[i]:g} A minimum on {ev_phases[i]} phase(s)",
+                line=int(lines[i]),
+                field="max_power_kw",
+                value=df["max_power_kw"].iloc[i],
+            )
+        )
     for i in np.flatnonzero((max_a > 0) & (max_a < min_a - 1e-9)):
-        probs.append(problem(source, f"below the {min_a[i]:g} A minimum", line=int(lines[i]),
-                             field="max_current_a", value=df["max_current_a"].iloc[i]))
+        probs.append(
+            problem(
+                source,
+                f"below the {min_a[i]:g} A minimum",
+                line=int(lines[i]),
+                field="max_current_a",
+                value=df["max_current_a"].iloc[i],
+            )
+        )
 
     if not probs:
         probs += _overlaps(sid.to_numpy(), conn, arr, dep, lines, topology, source)
@@ -136,17 +177,34 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
     room = (1.0 - soc) * battery / eff
     capped = energy > room + 1e-9
     if capped.any():
-        i = int(np.argmax(capped))
-        warn(f"{source}:{lines[i]}: energy_kwh={energy[i]:g} is more than the battery can take "
-             f"({room[i]:.2f} kWh); {int(capped.sum())} session(s) capped to their battery room")
-    return SessionTable.build(sid.to_numpy(dtype=object), conn, arr, dep, energy, max_power_kw=max_kw,
-                              max_current_a=max_a, phases=phases, battery_kwh=battery, soc_arrival=soc, efficiency=eff, v2g=v2g)
+        ic = int(np.argmax(capped))
+        warn(
+            f"{source}:{lines[ic]}: energy_kwh={energy[ic]:g} is more than the battery can take "
+            f"({room[ic]:.2f} kWh); {int(capped.sum())} session(s) capped to their battery room"
+        )
+    return SessionTable.build(
+        sid.to_numpy(dtype=object),
+        conn,
+        arr,
+        dep,
+        energy,
+        max_power_kw=max_kw,
+        max_current_a=max_a,
+        phases=phases,
+        battery_kwh=battery,
+        soc_arrival=soc,
+        efficiency=eff,
+        v2g=v2g,
+    )
 
 
-def _check(mask: np.ndarray, df: pd.DataFrame, field: str, message: str, lines: np.ndarray,
-           source: str) -> list[Problem]:
-    return [problem(source, message, line=int(lines[i]), field=field, value=df[field].iloc[i].strip())
-            for i in np.flatnonzero(mask)]
+def _check(
+    mask: np.ndarray, df: pd.DataFrame, field: str, message: str, lines: np.ndarray, source: str
+) -> list[Problem]:
+    return [
+        problem(source, message, line=int(lines[i]), field=field, value=df[field].iloc[i].strip())
+        for i in np.flatnonzero(mask)
+    ]
 
 
 def _overlaps(sid, conn, arr, dep, lines, topology: Topology, source: str) -> list[Problem]:
@@ -157,9 +215,15 @@ def _overlaps(sid, conn, arr, dep, lines, topology: Topology, source: str) -> li
     clash = (c[1:] == c[:-1]) & (a[1:] < d[:-1])
     for k in np.flatnonzero(clash):
         i, j = order[k + 1], order[k]
-        probs.append(problem(source, f"overlaps session {sid[j]!r} (line {lines[j]}) on connector "
-                                     f"{topology.connector_ids[conn[i]]}", line=int(lines[i]), field="arrival",
-                             value=_iso(arr[i])))
+        probs.append(
+            problem(
+                source,
+                f"overlaps session {sid[j]!r} (line {lines[j]}) on connector {topology.connector_ids[conn[i]]}",
+                line=int(lines[i]),
+                field="arrival",
+                value=_iso(arr[i]),
+            )
+        )
     return sorted(probs, key=lambda p: p.line or 0)
 
 
@@ -173,23 +237,26 @@ def _span(ids: tuple[str, ...]) -> str:
 
 def sessions_frame(table: SessionTable, topology: Topology, tz=None) -> pd.DataFrame:
     """A :class:`SessionTable` as a DataFrame in the CSV contract's columns."""
+
     def ts(x):
         t = pd.to_datetime(x, unit="s", utc=True)
         return t.tz_convert(tz) if tz is not None else t
 
-    return pd.DataFrame({
-        "session_id": table.session_id.astype(str),
-        "connector_id": np.asarray(topology.connector_ids, dtype=object)[table.connector],
-        "arrival": ts(table.arrival_s),
-        "departure": ts(table.departure_s),
-        "energy_kwh": table.energy_kwh,
-        "max_power_kw": table.max_power_kw,
-        "phases": table.phases,
-        "battery_kwh": table.battery_kwh,
-        "soc_arrival": table.soc_arrival,
-        "v2g": table.v2g,
-        "max_current_a": table.max_current_a,
-    })
+    return pd.DataFrame(
+        {
+            "session_id": table.session_id.astype(str),
+            "connector_id": np.asarray(topology.connector_ids, dtype=object)[table.connector],
+            "arrival": ts(table.arrival_s),
+            "departure": ts(table.departure_s),
+            "energy_kwh": table.energy_kwh,
+            "max_power_kw": table.max_power_kw,
+            "phases": table.phases,
+            "battery_kwh": table.battery_kwh,
+            "soc_arrival": table.soc_arrival,
+            "v2g": table.v2g,
+            "max_current_a": table.max_current_a,
+        }
+    )
 
 
 def sessions_as_text(df: pd.DataFrame, decimals: int | None = None) -> pd.DataFrame:

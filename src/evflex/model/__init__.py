@@ -5,5 +5,4 @@ from evflex.model.sessions import SessionTable
 from evflex.model.site import Charger, ChargerResponse, Feeder, Site
 from evflex.model.topology import Topology, compile_topology
 
-__all__ = ["Charger", "ChargerResponse", "Feeder", "SessionTable", "Site", "StepSeries", "Topology",
-           "compile_topology"]
+__all__ = ["Charger", "ChargerResponse", "Feeder", "SessionTable", "Site", "StepSeries", "Topology", "compile_topology"]

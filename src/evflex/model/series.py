@@ -59,5 +59,5 @@ class StepSeries:
         stop = np.clip(np.searchsorted(self.times_s, t + period_s, side="left") - 1, 0, last)
         out = self.values[first].copy()
         for k in np.flatnonzero(stop > first):  # steps with a change inside them
-            out[k] = reduce.reduce(self.values[first[k]: stop[k] + 1], axis=0)
+            out[k] = reduce.reduce(self.values[first[k] : stop[k] + 1], axis=0)
         return out

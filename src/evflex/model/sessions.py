@@ -12,8 +12,16 @@ import numpy as np
 #: Columns of a sessions table (DataFrame) as generators and importers return it, in order;
 #: the sessions CSV contract's columns (see :mod:`evflex.io.sessions`).
 SESSION_COLUMNS = (
-    "session_id", "connector_id", "arrival", "departure", "energy_kwh", "max_power_kw",
-    "phases", "battery_kwh", "soc_arrival", "v2g",
+    "session_id",
+    "connector_id",
+    "arrival",
+    "departure",
+    "energy_kwh",
+    "max_power_kw",
+    "phases",
+    "battery_kwh",
+    "soc_arrival",
+    "v2g",
 )
 
 #: Grid-to-battery efficiency used when a session gives none (AC charging, 3-phase at
@@ -66,8 +74,22 @@ class SessionTable:
         return len(self.session_id)
 
     @classmethod
-    def build(cls, session_id, connector, arrival_s, departure_s, energy_kwh, *, max_power_kw=None,
-              max_current_a=None, phases=None, battery_kwh=None, soc_arrival=None, efficiency=None, v2g=None) -> "SessionTable":
+    def build(
+        cls,
+        session_id,
+        connector,
+        arrival_s,
+        departure_s,
+        energy_kwh,
+        *,
+        max_power_kw=None,
+        max_current_a=None,
+        phases=None,
+        battery_kwh=None,
+        soc_arrival=None,
+        efficiency=None,
+        v2g=None,
+    ) -> SessionTable:
         """Assemble a table, filling absent optional columns with 'unknown'."""
         n = len(session_id)
 
@@ -89,6 +111,6 @@ class SessionTable:
             v2g=col(v2g, False, bool),
         )
 
-    def take(self, index) -> "SessionTable":
+    def take(self, index) -> SessionTable:
         """A table of the selected rows (boolean mask or integer index)."""
         return SessionTable(**{f.name: getattr(self, f.name)[index] for f in fields(self)})

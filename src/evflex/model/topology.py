@@ -84,8 +84,9 @@ def compile_topology(site: Site) -> Topology:
     phases; each charger with a ``max_total_current_a`` on each of its phases.
     """
     ids, charger_of = [], []
-    cols: dict[str, list] = {k: [] for k in (
-        "max", "min", "res", "ph", "map", "mod", "sw", "v2g", "delay", "ramp", "prec")}
+    cols: dict[str, list] = {
+        k: [] for k in ("max", "min", "res", "ph", "map", "mod", "sw", "v2g", "delay", "ramp", "prec")
+    }
     for ci, ch in enumerate(site.chargers):
         for k, cid in enumerate(ch.connector_ids()):
             ids.append(cid)

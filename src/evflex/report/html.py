@@ -218,7 +218,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _plot_ms(index: pd.DatetimeIndex) -> np.ndarray:
+def _plot_ms(index: pd.Index) -> np.ndarray:
     """Local wall-clock time as plotly date numbers [ms since 1970, zone dropped]."""
     idx = pd.DatetimeIndex(index)
     if idx.tz is not None:
@@ -251,23 +251,31 @@ def _label(key: str) -> str:
 
 
 def _is_violation(key: str, value) -> bool:
-    return key in VIOLATION_KPIS and isinstance(value, (int, float, np.number)) and value > 0
+    return key in VIOLATION_KPIS and isinstance(value, (int, float, np.number)) and bool(value > 0)
 
 
 def _figure(fig: go.Figure, div_id: str, caption: str = "") -> str:
     fig.update_layout(template=_TEMPLATE, margin=dict(l=60, r=20, t=50, b=40))
     height = fig.layout.height or 420
-    body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=_PLOTLY_CONFIG,
-                       default_width="100%", default_height=f"{height}px")
+    body = fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        config=_PLOTLY_CONFIG,
+        default_width="100%",
+        default_height=f"{height}px",
+    )
     note = f'<p class="caption">{_esc(caption)}</p>' if caption else ""
     return f"<section>{body}{note}</section>"
 
 
 def _page(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n"
-            f"<script type=\"text/javascript\">{get_plotlyjs()}</script>\n</head>\n"
-            f"<body>\n{body}\n</body>\n</html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n"
+        f'<script type="text/javascript">{get_plotlyjs()}</script>\n</head>\n'
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
 
 
 def _meta(items: dict[str, str]) -> str:
@@ -303,35 +311,71 @@ def _phase_figure(ts: pd.DataFrame, t_ms: np.ndarray, period_s: float) -> str:
     _, over_any = bucket_max(over, t_ms, MAX_POINTS, period_s)
     fig = go.Figure()
     for p, name in enumerate(PHASE_NAMES):
-        fig.add_trace(go.Scatter(x=t, y=phase_max[:, p], name=name, legendgroup=name,
-                                 line=dict(color=_PHASE_COLORS[p], width=1.2)))
+        fig.add_trace(
+            go.Scatter(
+                x=t, y=phase_max[:, p], name=name, legendgroup=name, line=dict(color=_PHASE_COLORS[p], width=1.2)
+            )
+        )
     for p, name in enumerate(PHASE_NAMES):
-        fig.add_trace(go.Scatter(x=t, y=base_max[:, p], name=f"base load {name}", legendgroup=name,
-                                 line=dict(color=_PHASE_COLORS[p], width=1, dash="dot")))
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=base_max[:, p],
+                name=f"base load {name}",
+                legendgroup=name,
+                line=dict(color=_PHASE_COLORS[p], width=1, dash="dot"),
+            )
+        )
     fig.add_trace(go.Scatter(x=t, y=limit_min, name="limit", line=dict(color=_LIMIT_COLOR, shape="hv", dash="dash")))
     hit = over_any.astype(bool)
     if hit.any():
-        fig.add_trace(go.Scatter(x=t[hit], y=phase_max[hit].max(axis=1), name="above limit", mode="markers",
-                                 marker=dict(color=_LIMIT_COLOR, symbol="x", size=7)))
-    fig.update_layout(title="Phase current at the grid connection [A]", height=460, xaxis_type="date",
-                      yaxis=dict(title="current [A]", hoverformat=".1f"), hovermode="x unified")
+        fig.add_trace(
+            go.Scatter(
+                x=t[hit],
+                y=phase_max[hit].max(axis=1),
+                name="above limit",
+                mode="markers",
+                marker=dict(color=_LIMIT_COLOR, symbol="x", size=7),
+            )
+        )
+    fig.update_layout(
+        title="Phase current at the grid connection [A]",
+        height=460,
+        xaxis_type="date",
+        yaxis=dict(title="current [A]", hoverformat=".1f"),
+        hovermode="x unified",
+    )
     note = _bucket_note(len(ts), MAX_POINTS, period_s, "max (limit: min)")
-    return _figure(fig, "phase-currents", "EVs settled at the end of each step plus the base load "
-                   "(building minus PV). " + note)
+    return _figure(
+        fig, "phase-currents", "EVs settled at the end of each step plus the base load (building minus PV). " + note
+    )
 
 
 def _power_figure(ts: pd.DataFrame, t_ms: np.ndarray, period_s: float) -> str:
-    series = (("ev_power_kw", "EV", "#1f77b4", 1.2), ("building_power_kw", "building", "#7f7f7f", 1.2),
-              ("pv_power_kw", "PV generation", "#bcbd22", 1.2), ("site_power_kw", "site total", "#111111", 1.8))
+    series = (
+        ("ev_power_kw", "EV", "#1f77b4", 1.2),
+        ("building_power_kw", "building", "#7f7f7f", 1.2),
+        ("pv_power_kw", "PV generation", "#bcbd22", 1.2),
+        ("site_power_kw", "site total", "#111111", 1.8),
+    )
     t, kw = bucket_mean(ts[[s[0] for s in series]].to_numpy(np.float64), t_ms, MAX_POINTS, period_s)
     kw = kw.astype(np.float32)
     fig = go.Figure()
     for k, (_, name, color, width) in enumerate(series):
         fig.add_trace(go.Scatter(x=t, y=kw[:, k], name=name, line=dict(color=color, width=width)))
-    fig.update_layout(title="Site power [kW]", height=420, xaxis_type="date",
-                      yaxis=dict(title="power [kW]", hoverformat=".1f"), hovermode="x unified")
-    return _figure(fig, "site-power", "Site total = EV + building - PV, drawn from the grid positive. "
-                   + _bucket_note(len(ts), MAX_POINTS, period_s, "mean"))
+    fig.update_layout(
+        title="Site power [kW]",
+        height=420,
+        xaxis_type="date",
+        yaxis=dict(title="power [kW]", hoverformat=".1f"),
+        hovermode="x unified",
+    )
+    return _figure(
+        fig,
+        "site-power",
+        "Site total = EV + building - PV, drawn from the grid positive. "
+        + _bucket_note(len(ts), MAX_POINTS, period_s, "mean"),
+    )
 
 
 def _heatmap_figure(result: SimulationResult, ts: pd.DataFrame, t_ms: np.ndarray, period_s: float) -> str:
@@ -346,16 +390,32 @@ def _heatmap_figure(result: SimulationResult, ts: pd.DataFrame, t_ms: np.ndarray
     else:
         members = [np.flatnonzero(groups == g) for g in labels]
         ids = topo.charger_ids
-        names = [ids[topo.charger_of[m[0]]] if topo.charger_of[m[0]] == topo.charger_of[m[-1]]
-                 else f"{ids[topo.charger_of[m[0]]]}..{ids[topo.charger_of[m[-1]]]}" for m in members]
+        names = [
+            ids[topo.charger_of[m[0]]]
+            if topo.charger_of[m[0]] == topo.charger_of[m[-1]]
+            else f"{ids[topo.charger_of[m[0]]]}..{ids[topo.charger_of[m[-1]]]}"
+            for m in members
+        ]
         note += " Rows: the maximum over the connectors of each charger or run of chargers."
     names = [_esc(n) for n in names]
-    fig = go.Figure(go.Heatmap(x=t, y=names, z=np.asarray(current, dtype=np.float32).T, zmin=0.0,
-                               colorscale="Viridis", colorbar=dict(title="A"),
-                               hovertemplate="%{y}<br>%{x}<br>%{z:.1f} A<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            x=t,
+            y=names,
+            z=np.asarray(current, dtype=np.float32).T,
+            zmin=0.0,
+            colorscale="Viridis",
+            colorbar=dict(title="A"),
+            hovertemplate="%{y}<br>%{x}<br>%{z:.1f} A<extra></extra>",
+        )
+    )
     height = int(np.clip(150 + 16 * len(names), 300, 1100))
-    fig.update_layout(title="Connector current [A]", height=height, xaxis_type="date",
-                      yaxis=dict(type="category", autorange="reversed"))
+    fig.update_layout(
+        title="Connector current [A]",
+        height=height,
+        xaxis_type="date",
+        yaxis=dict(type="category", autorange="reversed"),
+    )
     return _figure(fig, "connector-heatmap", "Average per-phase current of each connector. " + note)
 
 
@@ -365,32 +425,57 @@ def _session_figure(sessions: pd.DataFrame) -> str:
     for served, name, color in ((True, "fully served", "#2ca02c"), (False, "not fully served", "#ff7f0e")):
         s = sessions[sessions["fully_served"].astype(bool) == served]
         text = [f"{_esc(i)} on {_esc(c)}" for i, c in zip(s["session_id"], s["connector_id"], strict=True)]
-        fig.add_trace(scatter(x=s["requested_kwh"].to_numpy(float), y=s["delivered_kwh"].to_numpy(float),
-                              mode="markers", name=name, text=text, customdata=s["served_pct"].to_numpy(float),
-                              marker=dict(color=color, size=6, opacity=0.7),
-                              hovertemplate="%{text}<br>requested %{x:.2f} kWh<br>delivered %{y:.2f} kWh"
-                                            "<br>served %{customdata:.1f} %<extra></extra>"))
+        fig.add_trace(
+            scatter(
+                x=s["requested_kwh"].to_numpy(float),
+                y=s["delivered_kwh"].to_numpy(float),
+                mode="markers",
+                name=name,
+                text=text,
+                customdata=s["served_pct"].to_numpy(float),
+                marker=dict(color=color, size=6, opacity=0.7),
+                hovertemplate="%{text}<br>requested %{x:.2f} kWh<br>delivered %{y:.2f} kWh"
+                "<br>served %{customdata:.1f} %<extra></extra>",
+            )
+        )
     top = float(sessions["requested_kwh"].max()) if len(sessions) else 1.0
-    fig.add_trace(go.Scatter(x=[0.0, top], y=[0.0, top], mode="lines", name="delivered = requested",
-                             line=dict(color="#999999", dash="dash")))
-    fig.update_layout(title="Energy per session: delivered vs requested [kWh]", height=480,
-                      xaxis_title="requested [kWh]", yaxis_title="delivered [kWh]")
-    return _figure(fig, "session-energy", "One marker per session; below the dashed line the EV left "
-                   "with less than it asked for.")
+    fig.add_trace(
+        go.Scatter(
+            x=[0.0, top],
+            y=[0.0, top],
+            mode="lines",
+            name="delivered = requested",
+            line=dict(color="#999999", dash="dash"),
+        )
+    )
+    fig.update_layout(
+        title="Energy per session: delivered vs requested [kWh]",
+        height=480,
+        xaxis_title="requested [kWh]",
+        yaxis_title="delivered [kWh]",
+    )
+    return _figure(
+        fig, "session-energy", "One marker per session; below the dashed line the EV left with less than it asked for."
+    )
 
 
 def _histogram_bars(values: np.ndarray, bins) -> go.Bar:
     counts, edges = np.histogram(values, bins=bins)
-    return go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), showlegend=False,
-                  marker_color="#1f77b4", hovertemplate="%{x:.1f}: %{y} sessions<extra></extra>")
+    return go.Bar(
+        x=(edges[:-1] + edges[1:]) / 2,
+        y=counts,
+        width=np.diff(edges),
+        showlegend=False,
+        marker_color="#1f77b4",
+        hovertemplate="%{x:.1f}: %{y} sessions<extra></extra>",
+    )
 
 
 def _histogram_figure(sessions: pd.DataFrame) -> str:
     wait_min = sessions["wait_min"].to_numpy(float)
     wait_min = wait_min[np.isfinite(wait_min)]
     served_pct = np.clip(sessions["served_pct"].to_numpy(float), 0.0, 100.0)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Wait to first charge [min]",
-                                                        "Energy served per session [%]"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Wait to first charge [min]", "Energy served per session [%]"))
     fig.add_trace(_histogram_bars(wait_min, 30 if len(wait_min) else 1), row=1, col=1)
     fig.add_trace(_histogram_bars(served_pct, np.linspace(0.0, 100.0, 21)), row=1, col=2)
     fig.update_layout(title="Sessions: wait and energy served", height=380, bargap=0.05)
@@ -416,20 +501,29 @@ def write_report(result: SimulationResult, path) -> Path:
     site = result.scenario.site.name
     strategy = result.strategy.value
     meta = {"Site": site, "Strategy": strategy, **_window(result), "Sessions": str(len(result.sessions))}
-    body = "\n".join([
-        f"<h1>evflex report: {_esc(site)} ({_esc(strategy)})</h1>",
-        _meta(meta),
-        "<h2>Key figures</h2>", _kpi_table(result.kpis),
-        "<h2>Grid connection</h2>", _phase_figure(ts, t_ms, period_s), _power_figure(ts, t_ms, period_s),
-        "<h2>Connectors</h2>", _heatmap_figure(result, ts, t_ms, period_s),
-        "<h2>Sessions</h2>", _session_figure(result.sessions), _histogram_figure(result.sessions),
-    ])
+    body = "\n".join(
+        [
+            f"<h1>evflex report: {_esc(site)} ({_esc(strategy)})</h1>",
+            _meta(meta),
+            "<h2>Key figures</h2>",
+            _kpi_table(result.kpis),
+            "<h2>Grid connection</h2>",
+            _phase_figure(ts, t_ms, period_s),
+            _power_figure(ts, t_ms, period_s),
+            "<h2>Connectors</h2>",
+            _heatmap_figure(result, ts, t_ms, period_s),
+            "<h2>Sessions</h2>",
+            _session_figure(result.sessions),
+            _histogram_figure(result.sessions),
+        ]
+    )
     return _write(path, _page(f"evflex: {site} ({strategy})", body))
 
 
 # ---------------------------------------------------------------- strategy comparison
 def _column_names(results: Sequence[SimulationResult]) -> list[str]:
-    names, seen = [], {}
+    names: list[str] = []
+    seen: dict[str, int] = {}
     for r in results:
         name = r.strategy.value
         seen[name] = seen.get(name, 0) + 1
@@ -456,16 +550,24 @@ def comparison_table(results: Sequence[SimulationResult]) -> pd.DataFrame:
 def _comparison_html(table: pd.DataFrame) -> str:
     best_cols = set()
     if "energy_served_pct" in table.index:
-        served = pd.to_numeric(table.loc["energy_served_pct"], errors="coerce")
+        served = pd.Series(
+            pd.to_numeric(table.loc["energy_served_pct"].to_numpy(), errors="coerce"), index=table.columns
+        )
         if served.notna().any():
             best_cols = set(served.index[served >= served.max() - 1e-9])
     head = "".join(f"<th>{_esc(c)}</th>" for c in table.columns)
     rows = []
-    for key, values in table.iterrows():
+    for key_, values in table.iterrows():
+        key = str(key_)
         cells = []
         for col, value in values.items():
-            cls = "bad" if _is_violation(key, value) else \
-                "best" if key == "energy_served_pct" and col in best_cols else ""
+            cls = (
+                "bad"
+                if _is_violation(key, value)
+                else "best"
+                if key == "energy_served_pct" and col in best_cols
+                else ""
+            )
             cells.append(f'<td class="{cls}">{_fmt(key, value)}</td>' if cls else f"<td>{_fmt(key, value)}</td>")
         rows.append(f"<tr><td>{_label(key)}</td>{''.join(cells)}</tr>")
     return f'<table id="kpi-comparison"><tr><th>KPI</th>{head}</tr>{"".join(rows)}</table>'
@@ -477,14 +579,42 @@ def _bars_figure(table: pd.DataFrame) -> str:
     peak_a = table.loc["max_phase_current_a"].to_numpy(float)
     limit_a = table.loc["grid_limit_a"].to_numpy(float)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Energy served [%]", "Max phase current vs limit [A]"))
-    fig.add_trace(go.Bar(x=names, y=served, name="energy served", marker_color="#2ca02c", showlegend=False,
-                         hovertemplate="%{x}: %{y:.2f} %<extra></extra>"), row=1, col=1)
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=served,
+            name="energy served",
+            marker_color="#2ca02c",
+            showlegend=False,
+            hovertemplate="%{x}: %{y:.2f} %<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
     colors = np.where(peak_a > limit_a + RECORD_TOL_A, _LIMIT_COLOR, "#1f77b4")
-    fig.add_trace(go.Bar(x=names, y=peak_a, name="max phase current", marker_color=list(colors),
-                         hovertemplate="%{x}: %{y:.1f} A<extra></extra>"), row=1, col=2)
-    fig.add_trace(go.Scatter(x=names, y=limit_a, name="limit", mode="markers",
-                             marker=dict(symbol="line-ew-open", size=48, color=_LIMIT_COLOR, line_width=3),
-                             hovertemplate="limit %{y:.1f} A<extra></extra>"), row=1, col=2)
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=peak_a,
+            name="max phase current",
+            marker_color=list(colors),
+            hovertemplate="%{x}: %{y:.1f} A<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=names,
+            y=limit_a,
+            name="limit",
+            mode="markers",
+            marker=dict(symbol="line-ew-open", size=48, color=_LIMIT_COLOR, line_width=3),
+            hovertemplate="limit %{y:.1f} A<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     fig.update_yaxes(range=[0, 100.5], row=1, col=1)
     fig.update_layout(title="Strategies side by side", height=420)
     return _figure(fig, "strategy-bars", "Red bars: the maximum phase current went above the lowest limit.")
@@ -501,11 +631,17 @@ def _max_current_figure(results: Sequence[SimulationResult], names: list[str]) -
         fig.add_trace(go.Scatter(x=t, y=peak, name=_esc(name), line=dict(width=1.2)))
         notes.add(_bucket_note(len(ts), MAX_POINTS, r.period_s, "max (limit: min)"))
     first = results[0].timeseries
-    t, limit_min = bucket_min(first["limit_a"].to_numpy(np.float32), _plot_ms(first.index), MAX_POINTS,
-                              results[0].period_s)
+    t, limit_min = bucket_min(
+        first["limit_a"].to_numpy(np.float32), _plot_ms(first.index), MAX_POINTS, results[0].period_s
+    )
     fig.add_trace(go.Scatter(x=t, y=limit_min, name="limit", line=dict(color=_LIMIT_COLOR, shape="hv", dash="dash")))
-    fig.update_layout(title="Highest phase current at the grid connection [A]", height=460, xaxis_type="date",
-                      yaxis=dict(title="current [A]", hoverformat=".1f"), hovermode="x unified")
+    fig.update_layout(
+        title="Highest phase current at the grid connection [A]",
+        height=460,
+        xaxis_type="date",
+        yaxis=dict(title="current [A]", hoverformat=".1f"),
+        hovermode="x unified",
+    )
     return _figure(fig, "strategy-max-current", "Per strategy, the highest of L1, L2, L3. " + " ".join(sorted(notes)))
 
 
@@ -521,14 +657,21 @@ def write_comparison_report(results: Sequence[SimulationResult], path) -> Path:
     table = comparison_table(results)
     names = list(table.columns)
     site = results[0].scenario.site.name
-    links = "".join(f'<li><a href="{_esc(quote(r.strategy.value))}/report.html">{_esc(name)}</a></li>'
-                    for r, name in zip(results, names, strict=True))
-    body = "\n".join([
-        f"<h1>evflex strategy comparison: {_esc(site)}</h1>",
-        _meta({"Site": site, "Strategies": ", ".join(names), **_window(results[0])}),
-        f'<h2>Reports per strategy</h2><ul id="strategy-links">{links}</ul>',
-        "<h2>Key figures</h2>", _comparison_html(table),
-        '<p class="caption">Red: steps over a limit. Green: the best energy served.</p>',
-        "<h2>Figures</h2>", _bars_figure(table), _max_current_figure(results, names),
-    ])
+    links = "".join(
+        f'<li><a href="{_esc(quote(r.strategy.value))}/report.html">{_esc(name)}</a></li>'
+        for r, name in zip(results, names, strict=True)
+    )
+    body = "\n".join(
+        [
+            f"<h1>evflex strategy comparison: {_esc(site)}</h1>",
+            _meta({"Site": site, "Strategies": ", ".join(names), **_window(results[0])}),
+            f'<h2>Reports per strategy</h2><ul id="strategy-links">{links}</ul>',
+            "<h2>Key figures</h2>",
+            _comparison_html(table),
+            '<p class="caption">Red: steps over a limit. Green: the best energy served.</p>',
+            "<h2>Figures</h2>",
+            _bars_figure(table),
+            _max_current_figure(results, names),
+        ]
+    )
     return _write(path, _page(f"evflex: {site}, strategy comparison", body))

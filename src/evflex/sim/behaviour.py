@@ -90,7 +90,6 @@ from evflex.model.sessions import DEFAULT_EFFICIENCY, DEFAULT_TAPER_SOC, SESSION
 from evflex.sim.physics import deliverable_energy_kwh
 from evflex.units import IEC61851_MIN_CURRENT_A, SECONDS_PER_DAY, SECONDS_PER_HOUR, W_PER_KW
 
-
 SLOT_MIN = 15
 SLOTS_PER_DAY = 96
 HALF_HOURS_PER_DAY = 48
@@ -443,15 +442,17 @@ def ev_models() -> tuple[EvModel, ...]:
     for name, spec in specs.items():
         power_kw = float(spec["max_ac_charge_power"])
         phases, current_a = onboard_charger(power_kw)
-        models.append(EvModel(
-            name=name,
-            registrations=int(spec["number_of_registrations"]),
-            battery_kwh=float(spec["battery_capacity"]),
-            max_power_kw=power_kw,
-            phases=phases,
-            max_current_a=current_a,
-            v2g=str(spec.get("ac_v2g", "no")).lower() == "yes",
-        ))
+        models.append(
+            EvModel(
+                name=name,
+                registrations=int(spec["number_of_registrations"]),
+                battery_kwh=float(spec["battery_capacity"]),
+                max_power_kw=power_kw,
+                phases=phases,
+                max_current_a=current_a,
+                v2g=str(spec.get("ac_v2g", "no")).lower() == "yes",
+            )
+        )
     return tuple(models)
 
 
@@ -545,11 +546,11 @@ def stay_scale(params: ElaadProfileParams) -> np.ndarray:
     tables = elaadnl_tables()
     u = (np.arange(_CALIBRATION_POINTS) + 0.5) / _CALIBRATION_POINTS
     quantiles = _sample_exceedance(tables.exceedance_pct, tables.connection_h[params.segment], u)
-    ratio = time_of_day_ratio(tables.mean_stay_h_by_half_hour[params.segment],
-                              tables.arrival_share_weekday[params.segment])
+    ratio = time_of_day_ratio(
+        tables.mean_stay_h_by_half_hour[params.segment], tables.arrival_share_weekday[params.segment]
+    )
     mean_h = float(np.mean(quantiles))
-    return _frozen([_scale_for_clipped_mean(quantiles, r * mean_h, MIN_STAY_H, params.max_stay_h)
-                    for r in ratio])
+    return _frozen([_scale_for_clipped_mean(quantiles, r * mean_h, MIN_STAY_H, params.max_stay_h) for r in ratio])
 
 
 # --------------------------------------------------------------------------- sampling kernels
@@ -602,8 +603,9 @@ def _vehicle_weights(models: tuple[EvModel, ...]) -> np.ndarray:
     return registrations / registrations.sum()
 
 
-def _elaad_candidates(params: ElaadProfileParams, n_connectors: int, dates: np.ndarray, tz,
-                      rng: np.random.Generator) -> _Candidates:
+def _elaad_candidates(
+    params: ElaadProfileParams, n_connectors: int, dates: np.ndarray, tz, rng: np.random.Generator
+) -> _Candidates:
     tables = elaadnl_tables()
     weekend = _is_weekend(dates)
     rate = np.where(weekend, params.rate_per_day_weekend, params.rate_per_day_weekday)
@@ -630,8 +632,7 @@ def _elaad_candidates(params: ElaadProfileParams, n_connectors: int, dates: np.n
 
     arrival_s = _local_to_posix_s(dates[day], minute, tz)
     departure_s = arrival_s + np.round(stay_h * SECONDS_PER_HOUR).astype(np.int64)
-    return _Candidates(connector, arrival_s, departure_s, np.maximum(demand_kwh, MIN_ENERGY_KWH),
-                       vehicle, soc_slack)
+    return _Candidates(connector, arrival_s, departure_s, np.maximum(demand_kwh, MIN_ENERGY_KWH), vehicle, soc_slack)
 
 
 def _next_use(used: np.ndarray) -> np.ndarray:
@@ -645,15 +646,16 @@ def _next_use(used: np.ndarray) -> np.ndarray:
     return nxt
 
 
-def _fleet_candidates(params: FleetProfileParams, n_connectors: int, dates: np.ndarray, tz,
-                      rng: np.random.Generator) -> _Candidates:
+def _fleet_candidates(
+    params: FleetProfileParams, n_connectors: int, dates: np.ndarray, tz, rng: np.random.Generator
+) -> _Candidates:
     shape = (n_connectors, len(dates))
     use_prob = np.where(_is_weekend(dates), params.rate_per_day_weekend, params.rate_per_day_weekday)
     used = rng.random(shape) < use_prob
-    leave_h = np.clip(rng.normal(params.leave_h_mean, params.leave_h_sd, shape),
-                      params.leave_h_min, params.leave_h_max)
-    return_h = np.clip(rng.normal(params.return_h_mean, params.return_h_sd, shape),
-                       params.return_h_min, params.return_h_max)
+    leave_h = np.clip(rng.normal(params.leave_h_mean, params.leave_h_sd, shape), params.leave_h_min, params.leave_h_max)
+    return_h = np.clip(
+        rng.normal(params.return_h_mean, params.return_h_sd, shape), params.return_h_min, params.return_h_max
+    )
     log_mean = math.log(params.distance_km_mean) - params.distance_log_sd**2 / 2.0
     distance_km = rng.lognormal(log_mean, params.distance_log_sd, shape)
     soc_slack = rng.uniform(0.0, SOC_SLACK_MAX, shape)
@@ -668,8 +670,9 @@ def _fleet_candidates(params: FleetProfileParams, n_connectors: int, dates: np.n
     departure_s = _local_to_posix_s(dates[safe_next], leave_h[connector, safe_next] * MINUTES_PER_HOUR, tz)
     departure_s = np.where(has_next, departure_s, np.iinfo(np.int64).max)
     demand_kwh = np.maximum(distance_km[connector, day] * params.consumption_kwh_per_km, MIN_ENERGY_KWH)
-    return _Candidates(connector, arrival_s, departure_s, demand_kwh, fleet_vehicle[connector],
-                       soc_slack[connector, day])
+    return _Candidates(
+        connector, arrival_s, departure_s, demand_kwh, fleet_vehicle[connector], soc_slack[connector, day]
+    )
 
 
 def _accept(c: _Candidates, start_s: float, end_s: float) -> np.ndarray:
@@ -683,8 +686,8 @@ def _accept(c: _Candidates, start_s: float, end_s: float) -> np.ndarray:
     kept = []
     busy_until: dict[int, int] = {}
     for i, connector, arrival, departure in zip(
-            order.tolist(), c.connector[order].tolist(), c.arrival_s[order].tolist(),
-            c.departure_s[order].tolist()):
+        order.tolist(), c.connector[order].tolist(), c.arrival_s[order].tolist(), c.departure_s[order].tolist()
+    ):
         if arrival < start_s or arrival < busy_until.get(connector, arrival):
             continue
         busy_until[connector] = departure
@@ -696,8 +699,9 @@ def _accept(c: _Candidates, start_s: float, end_s: float) -> np.ndarray:
 # --------------------------------------------------------------------------- public API
 
 
-def _check_arguments(connector_ids, start, days, connector_phases, connector_max_current_a,
-                     voltage_ln_v) -> list[Problem]:
+def _check_arguments(
+    connector_ids, start, days, connector_phases, connector_max_current_a, voltage_ln_v
+) -> list[Problem]:
     problems: list[Problem] = []
     if len(connector_ids) == 0:
         problems.append(problem(_SOURCE, "must name at least one connector", field="connector_ids"))
@@ -709,24 +713,39 @@ def _check_arguments(connector_ids, start, days, connector_phases, connector_max
         problems.append(problem(_SOURCE, "must be > 0", field="days", value=days))
     if not voltage_ln_v > 0:
         problems.append(problem(_SOURCE, "must be > 0", field="voltage_ln_v", value=voltage_ln_v))
-    for name, values in (("connector_phases", connector_phases),
-                         ("connector_max_current_a", connector_max_current_a)):
+    for name, values in (("connector_phases", connector_phases), ("connector_max_current_a", connector_max_current_a)):
         if values is not None and len(values) != len(connector_ids):
-            problems.append(problem(_SOURCE, f"must have one value per connector ({len(connector_ids)})",
-                                    field=name, value=len(values)))
+            problems.append(
+                problem(
+                    _SOURCE, f"must have one value per connector ({len(connector_ids)})", field=name, value=len(values)
+                )
+            )
     for k, phases in enumerate(connector_phases or []):
         if phases not in (1, 2, 3):
             problems.append(problem(_SOURCE, "must be 1, 2 or 3", field=f"connector_phases[{k}]", value=phases))
     for k, current in enumerate(connector_max_current_a or []):
         if not current >= IEC61851_MIN_CURRENT_A:
-            problems.append(problem(_SOURCE, f"must be >= {IEC61851_MIN_CURRENT_A:g} A (IEC 61851)",
-                                    field=f"connector_max_current_a[{k}]", value=current))
+            problems.append(
+                problem(
+                    _SOURCE,
+                    f"must be >= {IEC61851_MIN_CURRENT_A:g} A (IEC 61851)",
+                    field=f"connector_max_current_a[{k}]",
+                    value=current,
+                )
+            )
     return problems
 
 
-def _sessions_frame(profile: Profile, connector_ids: list[str], c: _Candidates, kept: np.ndarray,
-                    connector_phases: np.ndarray, connector_current_a: np.ndarray,
-                    voltage_ln_v: float, tz) -> pd.DataFrame:
+def _sessions_frame(
+    profile: Profile,
+    connector_ids: list[str],
+    c: _Candidates,
+    kept: np.ndarray,
+    connector_phases: np.ndarray,
+    connector_current_a: np.ndarray,
+    voltage_ln_v: float,
+    tz,
+) -> pd.DataFrame:
     models = ev_models()
     order = kept[np.lexsort((c.connector[kept], c.arrival_s[kept]))]
     connector = c.connector[order]
@@ -739,36 +758,46 @@ def _sessions_frame(profile: Profile, connector_ids: list[str], c: _Candidates, 
     v2g = np.array([models[v].v2g for v in vehicle], dtype=bool)
 
     demand_kwh = c.demand_kwh[order]
-    soc_arrival = np.clip(1.0 - demand_kwh * EFFICIENCY / battery_kwh - c.soc_slack[order],
-                          SOC_ARRIVAL_MIN, SOC_ARRIVAL_MAX)
+    soc_arrival = np.clip(
+        1.0 - demand_kwh * EFFICIENCY / battery_kwh - c.soc_slack[order], SOC_ARRIVAL_MIN, SOC_ARRIVAL_MAX
+    )
     drawn_phases = np.minimum(ev_phases, connector_phases[connector])
     drawn_current_a = np.minimum(ev_current_a, connector_current_a[connector])
     power_kw = np.minimum(ev_power_kw, drawn_phases * drawn_current_a * voltage_ln_v / W_PER_KW)
     stay_h = (departure_s - arrival_s) / SECONDS_PER_HOUR
     battery_room_kwh = (1.0 - soc_arrival) * battery_kwh / EFFICIENCY
     charging_s = np.maximum(FEASIBLE_SHARE * stay_h * SECONDS_PER_HOUR - RESPONSE_ALLOWANCE_S, 0.0)
-    feasible_kwh = deliverable_energy_kwh(charging_s, power_kw, battery_kwh, soc_arrival, EFFICIENCY,
-                                          DEFAULT_TAPER_SOC)
+    feasible_kwh = deliverable_energy_kwh(charging_s, power_kw, battery_kwh, soc_arrival, EFFICIENCY, DEFAULT_TAPER_SOC)
     energy_kwh = np.maximum(np.minimum.reduce([demand_kwh, battery_room_kwh, feasible_kwh]), 0.0)
 
-    return pd.DataFrame({
-        "session_id": [f"{profile.value}-{k + 1:06d}" for k in range(len(order))],
-        "connector_id": [connector_ids[k] for k in connector.tolist()],
-        "arrival": pd.to_datetime(arrival_s, unit="s", utc=True).tz_convert(tz),
-        "departure": pd.to_datetime(departure_s, unit="s", utc=True).tz_convert(tz),
-        "energy_kwh": energy_kwh,
-        "max_power_kw": ev_power_kw,
-        "phases": ev_phases,
-        "battery_kwh": battery_kwh,
-        "soc_arrival": soc_arrival,
-        "v2g": v2g,
-    }, columns=list(SESSION_COLUMNS))
+    return pd.DataFrame(
+        {
+            "session_id": [f"{profile.value}-{k + 1:06d}" for k in range(len(order))],
+            "connector_id": [connector_ids[k] for k in connector.tolist()],
+            "arrival": pd.to_datetime(arrival_s, unit="s", utc=True).tz_convert(tz),
+            "departure": pd.to_datetime(departure_s, unit="s", utc=True).tz_convert(tz),
+            "energy_kwh": energy_kwh,
+            "max_power_kw": ev_power_kw,
+            "phases": ev_phases,
+            "battery_kwh": battery_kwh,
+            "soc_arrival": soc_arrival,
+            "v2g": v2g,
+        },
+        columns=list(SESSION_COLUMNS),
+    )
 
 
-def generate_sessions(profile: str | Profile, connector_ids: list[str], start: datetime, days: float,
-                      seed: int, *, connector_phases: list[int] | None = None,
-                      connector_max_current_a: list[float] | None = None,
-                      voltage_ln_v: float = NOMINAL_VOLTAGE_LN_V) -> pd.DataFrame:
+def generate_sessions(
+    profile: str | Profile,
+    connector_ids: list[str],
+    start: datetime,
+    days: float,
+    seed: int,
+    *,
+    connector_phases: list[int] | None = None,
+    connector_max_current_a: list[float] | None = None,
+    voltage_ln_v: float = NOMINAL_VOLTAGE_LN_V,
+) -> pd.DataFrame:
     """Generate synthetic charging sessions for a site's connectors.
 
     Parameters
@@ -810,8 +839,7 @@ def generate_sessions(profile: str | Profile, connector_ids: list[str], start: d
     """
     chosen = Profile(profile)
     connector_ids = [str(c) for c in connector_ids]
-    problems = _check_arguments(connector_ids, start, days, connector_phases, connector_max_current_a,
-                                voltage_ln_v)
+    problems = _check_arguments(connector_ids, start, days, connector_phases, connector_max_current_a, voltage_ln_v)
     if problems:
         raise ValidationError(problems)
     tz = start.tzinfo
@@ -827,13 +855,15 @@ def generate_sessions(profile: str | Profile, connector_ids: list[str], start: d
     start_s = start_ts.timestamp()
     kept = _accept(candidates, start_s, start_s + days * SECONDS_PER_DAY)
     phases = np.asarray(connector_phases or [DEFAULT_CONNECTOR_PHASES] * len(connector_ids), dtype=np.int64)
-    current_a = np.asarray(connector_max_current_a or [DEFAULT_CONNECTOR_MAX_CURRENT_A] * len(connector_ids),
-                           dtype=float)
+    current_a = np.asarray(
+        connector_max_current_a or [DEFAULT_CONNECTOR_MAX_CURRENT_A] * len(connector_ids), dtype=float
+    )
     return _sessions_frame(chosen, connector_ids, candidates, kept, phases, current_a, voltage_ln_v, tz)
 
 
-def sessions_per_profile_summary(df: pd.DataFrame, *, connector_count: int | None = None,
-                                 days: float | None = None) -> dict:
+def sessions_per_profile_summary(
+    df: pd.DataFrame, *, connector_count: int | None = None, days: float | None = None
+) -> dict:
     """Headline statistics of a sessions table.
 
     Parameters
@@ -857,8 +887,7 @@ def sessions_per_profile_summary(df: pd.DataFrame, *, connector_count: int | Non
     if connector_count is None:
         connector_count = int(df["connector_id"].nunique())
     if days is None:
-        days = ((df["departure"].max() - df["arrival"].min()).total_seconds() / SECONDS_PER_DAY
-                if n else float("nan"))
+        days = (df["departure"].max() - df["arrival"].min()).total_seconds() / SECONDS_PER_DAY if n else float("nan")
     exposure = connector_count * days
     return {
         "sessions": n,

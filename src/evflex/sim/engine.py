@@ -44,8 +44,11 @@ def site_series(scenario: Scenario, times_s: np.ndarray) -> tuple[np.ndarray, np
     building load, the lowest PV and the lowest limit holding at any time within it.
     """
     n, dt = len(times_s), scenario.simulation.period_s
-    building = scenario.base_load.over_steps(times_s, dt, np.maximum) if scenario.base_load is not None \
+    building = (
+        scenario.base_load.over_steps(times_s, dt, np.maximum)
+        if scenario.base_load is not None
         else np.zeros((n, N_PHASES))
+    )
     if building.ndim == 1:
         building = np.repeat(building[:, None], N_PHASES, axis=1)
     pv_kw = scenario.pv.over_steps(times_s, dt, np.minimum) if scenario.pv is not None else np.zeros(n)
@@ -66,9 +69,14 @@ def window_sessions(scenario: Scenario) -> tuple[np.ndarray, np.ndarray, int]:
     return sel, cut, int((~present).sum())
 
 
-def simulate(scenario: Scenario, strategy: Strategy | str | None = None, *,
-             controller: Controller | None = None, progress: ProgressFn | None = None,
-             check: bool = True) -> SimulationResult:
+def simulate(
+    scenario: Scenario,
+    strategy: Strategy | str | None = None,
+    *,
+    controller: Controller | None = None,
+    progress: ProgressFn | None = None,
+    check: bool = True,
+) -> SimulationResult:
     """Simulate ``scenario`` under ``strategy`` (default: the scenario's).
 
     Parameters
@@ -86,16 +94,30 @@ def simulate(scenario: Scenario, strategy: Strategy | str | None = None, *,
     topo = compile_topology(scenario.site)
     values = cfg.n_steps * topo.n
     if values > MAX_RECORDED_VALUES:
-        raise ValidationError([problem("simulation", f"{cfg.n_steps} steps x {topo.n} connectors = "
-                                       f"{values / 1e6:.0f} million recorded values, more than the "
-                                       f"{MAX_RECORDED_VALUES / 1e6:.0f} million a run keeps in memory: shorten "
-                                       "days, lengthen period_s or split the site")])
+        raise ValidationError(
+            [
+                problem(
+                    "simulation",
+                    f"{cfg.n_steps} steps x {topo.n} connectors = "
+                    f"{values / 1e6:.0f} million recorded values, more than the "
+                    f"{MAX_RECORDED_VALUES / 1e6:.0f} million a run keeps in memory: shorten "
+                    "days, lengthen period_s or split the site",
+                )
+            ]
+        )
     slow = topo.activation_delay_s >= cfg.period_s
     if slow.any():
         c = int(np.argmax(slow))
-        raise ValidationError([problem("simulation", f"must be shorter than period_s ({cfg.period_s:g} s)",
-                                       field=f"{topo.connector_ids[c]}: activation_delay_s",
-                                       value=float(topo.activation_delay_s[c]))])
+        raise ValidationError(
+            [
+                problem(
+                    "simulation",
+                    f"must be shorter than period_s ({cfg.period_s:g} s)",
+                    field=f"{topo.connector_ids[c]}: activation_delay_s",
+                    value=float(topo.activation_delay_s[c]),
+                )
+            ]
+        )
     ctrl = controller or make_controller(topo, strat, scenario.controller)
     wall0 = time.perf_counter()
     rec = _run(scenario, topo, ctrl, progress)
@@ -124,8 +146,11 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     if outside:
         warnings.warn(f"{outside} session(s) outside the simulated window were skipped", stacklevel=3)
     if truncated.any():
-        warnings.warn(f"{int(truncated.sum())} session(s) cut by the window's start or end are simulated inside it "
-                      "and left out of the served-energy KPIs", stacklevel=3)
+        warnings.warn(
+            f"{int(truncated.sum())} session(s) cut by the window's start or end are simulated inside it "
+            "and left out of the served-energy KPIs",
+            stacklevel=3,
+        )
     S = scenario.sessions.take(sel)
     ns = len(S)
     rng = np.random.default_rng(cfg.seed)
@@ -133,16 +158,21 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     dep_step = np.minimum(np.floor((S.departure_s - start_s) / dt + 1e-9).astype(np.int64), N)
     short = dep_step <= arr_step
     if short.any():
-        warnings.warn(f"{int(short.sum())} session(s) shorter than one {dt:g} s step once aligned to the steps "
-                      "get no energy", stacklevel=3)
-    phys_phases = np.where(S.phases > 0, np.minimum(S.phases, topo.charger_phases[S.connector]),
-                           topo.charger_phases[S.connector])
+        warnings.warn(
+            f"{int(short.sum())} session(s) shorter than one {dt:g} s step once aligned to the steps get no energy",
+            stacklevel=3,
+        )
+    phys_phases = np.where(
+        S.phases > 0, np.minimum(S.phases, topo.charger_phases[S.connector]), topo.charger_phases[S.connector]
+    )
     with np.errstate(invalid="ignore"):
-        ev_max_a = np.fmin(S.max_power_kw * 1000.0 / (V * np.where(S.phases > 0, S.phases, phys_phases)),
-                           S.max_current_a)
+        ev_max_a = np.fmin(
+            S.max_power_kw * 1000.0 / (V * np.where(S.phases > 0, S.phases, phys_phases)), S.max_current_a
+        )
     ev_max_phys = np.fmin(ev_max_a, topo.max_current_a[S.connector])
-    room_kwh = np.where(np.isnan(S.battery_kwh) | np.isnan(S.soc_arrival), np.inf,
-                        (1.0 - S.soc_arrival) * S.battery_kwh / S.efficiency)
+    room_kwh = np.where(
+        np.isnan(S.battery_kwh) | np.isnan(S.soc_arrival), np.inf, (1.0 - S.soc_arrival) * S.battery_kwh / S.efficiency
+    )
     request = np.minimum(S.energy_kwh, room_kwh)
     offset_a = rng.uniform(0.0, 1.0, ns) * topo.precision_a[S.connector]  # each EV's draw below the pilot
     known_max_s = ev_max_a if cfg.ev_limits_known else np.full(ns, np.nan)
@@ -178,14 +208,17 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
 
     rec = RunRecord.allocate(N, n, times, base, building, pv_kw, limit)
     min_a = topo.min_current_a - CURRENT_TOL_A
-    delay, ramp, = topo.activation_delay_s, np.maximum(topo.ramp_a_per_s, 1e-9)
+    (
+        delay,
+        ramp,
+    ) = topo.activation_delay_s, np.maximum(topo.ramp_a_per_s, 1e-9)
     a_order = np.argsort(arr_step, kind="stable")
     d_order = np.argsort(dep_step, kind="stable")
     ia = idp = 0
     k = 0
     last_report = 0
     inc_key, inc = None, np.zeros((n, N_PHASES))
-    events, fixed = True, ()
+    events, fixed = True, tuple[np.ndarray, ...]()
     while k < N:
         while idp < ns and dep_step[d_order[idp]] <= k:
             j = d_order[idp]
@@ -229,10 +262,18 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
             fixed = tuple(_frozen(a) for a in (plugged, sess, arrival, departure, known_max, known_ph))
             events = False
         snap = SiteSnapshot(
-            time_s=float(times[k]), period_s=dt, plugged=fixed[0], session_key=fixed[1],
-            arrival_s=fixed[2], departure_s=fixed[3], energy_remaining_kwh=np.where(plugged, remaining, np.nan),
-            ev_max_current_a=fixed[4], ev_phases=fixed[5], measured_current_a=inc * i_end[:, None],
-            base_load_a=base[k].copy(), row_limit_a=row_limit,
+            time_s=float(times[k]),
+            period_s=dt,
+            plugged=fixed[0],
+            session_key=fixed[1],
+            arrival_s=fixed[2],
+            departure_s=fixed[3],
+            energy_remaining_kwh=np.where(plugged, remaining, np.nan),
+            ev_max_current_a=fixed[4],
+            ev_phases=fixed[5],
+            measured_current_a=inc * i_end[:, None],
+            base_load_a=base[k].copy(),
+            row_limit_a=row_limit,
         )
         sp = ctrl.step(snap)
         sp_a = np.asarray(sp.current_a, dtype=np.float64)
@@ -256,7 +297,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
         sp_prev, drawn_prev, target_prev = sp_a, drawn, target
         e = avg * drawn * (V * dt / J_PER_KWH)
         over = e > remaining
-        frac = 1.0
+        frac: np.ndarray | float = 1.0
         if np.count_nonzero(over):  # the request is met inside the step: the charge stops there
             frac = np.where(over, remaining / np.where(e > 0, e, 1.0), 1.0)
             avg = avg * frac
@@ -265,7 +306,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
         remaining -= e
         done = busy & (remaining <= ENERGY_TOL_KWH)
         if np.count_nonzero(done):
-            finish_s[sess[done]] = times[k] + dt * (frac[done] if np.ndim(frac) else frac)
+            finish_s[sess[done]] = times[k] + dt * (np.asarray(frac)[done] if np.ndim(frac) else frac)
             remaining[done] = 0.0
         if has_battery:
             soc += e * eff / battery
@@ -285,7 +326,16 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     still = sess >= 0
     delivered[sess[still]] = request[sess[still]] - remaining[still]
 
-    rec.sessions = dict(table=S, index=sel, arr_step=arr_step, dep_step=dep_step, request=request,
-                        delivered=delivered, finish_s=finish_s, phases=phys_phases,
-                        known_max_a=known_max_s, truncated=truncated)
+    rec.sessions = dict(
+        table=S,
+        index=sel,
+        arr_step=arr_step,
+        dep_step=dep_step,
+        request=request,
+        delivered=delivered,
+        finish_s=finish_s,
+        phases=phys_phases,
+        known_max_a=known_max_s,
+        truncated=truncated,
+    )
     return rec

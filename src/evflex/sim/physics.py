@@ -20,8 +20,9 @@ import numpy as np
 SETTLED_A = 1e-6
 
 
-def ramp_toward(start_a: np.ndarray, target_a: np.ndarray, ramp_a_per_s: np.ndarray, duration_s
-                ) -> tuple[np.ndarray, np.ndarray]:
+def ramp_toward(
+    start_a: np.ndarray, target_a: np.ndarray, ramp_a_per_s: np.ndarray, duration_s
+) -> tuple[np.ndarray, np.ndarray]:
     """Move from ``start_a`` toward ``target_a`` at ``ramp_a_per_s`` for ``duration_s``.
 
     Returns ``(area, end)``: the integral of the current [A s] and where it ends [A]. The
@@ -34,9 +35,16 @@ def ramp_toward(start_a: np.ndarray, target_a: np.ndarray, ramp_a_per_s: np.ndar
     return end * duration_s - 0.5 * move * (np.abs(move) / ramp_a_per_s), end
 
 
-def response(i0_a: np.ndarray, old_target_a: np.ndarray, new_target_a: np.ndarray, changed: np.ndarray,
-             gate_s: np.ndarray, delay_s: np.ndarray, ramp_a_per_s: np.ndarray, period_s: float
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def response(
+    i0_a: np.ndarray,
+    old_target_a: np.ndarray,
+    new_target_a: np.ndarray,
+    changed: np.ndarray,
+    gate_s: np.ndarray,
+    delay_s: np.ndarray,
+    ramp_a_per_s: np.ndarray,
+    period_s: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Average and end current of connectors over one period, and their carried gates.
 
     Parameters
@@ -52,6 +60,8 @@ def response(i0_a: np.ndarray, old_target_a: np.ndarray, new_target_a: np.ndarra
     Returns ``(average_a, end_a, gate_s)`` with the gates carried into the next period.
     """
     gated = bool(np.count_nonzero(gate_s))
+    d: np.ndarray | float
+    area_a: np.ndarray | float
     if np.count_nonzero(changed):
         d = np.where(changed, delay_s, 0.0)
         # during the activation delay: hold until the gate, then move toward the old target

@@ -46,8 +46,9 @@ def office_shape(hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
     return np.where(weekday >= 5, 0.0, shape)
 
 
-def office_load_a(start_s: float, end_s: float, tz: tzinfo, voltage_ln_v: float, peak_kw: float,
-                  base_kw: float, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def office_load_a(
+    start_s: float, end_s: float, tz: tzinfo, voltage_ln_v: float, peak_kw: float, base_kw: float, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Office building load on each phase, every 15 min from ``start_s`` to ``end_s``.
 
     Returns ``(times_s, current_a)`` with ``current_a`` of shape (k, 3) [A].
@@ -71,8 +72,9 @@ def solar_elevation_sin(times_s: np.ndarray, latitude_deg: float, longitude_deg:
     doy = t.dayofyear.to_numpy(dtype=float)
     hour_utc = (t.hour + t.minute / 60.0 + t.second / 3600.0).to_numpy(dtype=float)
     g = 2.0 * np.pi / 365.0 * (doy - 1.0 + (hour_utc - 12.0) / 24.0)
-    eot_min = 229.18 * (0.000075 + 0.001868 * np.cos(g) - 0.032077 * np.sin(g)
-                        - 0.014615 * np.cos(2 * g) - 0.040849 * np.sin(2 * g))
+    eot_min = 229.18 * (
+        0.000075 + 0.001868 * np.cos(g) - 0.032077 * np.sin(g) - 0.014615 * np.cos(2 * g) - 0.040849 * np.sin(2 * g)
+    )
     decl = np.deg2rad(23.45) * np.sin(2.0 * np.pi * (284.0 + doy) / 365.0)
     solar_time_h = hour_utc + longitude_deg / 15.0 + eot_min / 60.0
     hour_angle = np.deg2rad(15.0 * (solar_time_h - 12.0))
@@ -80,8 +82,9 @@ def solar_elevation_sin(times_s: np.ndarray, latitude_deg: float, longitude_deg:
     return np.sin(lat) * np.sin(decl) + np.cos(lat) * np.cos(decl) * np.cos(hour_angle)
 
 
-def pv_power_kw(start_s: float, end_s: float, peak_kw: float, latitude_deg: float, longitude_deg: float,
-                seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def pv_power_kw(
+    start_s: float, end_s: float, peak_kw: float, latitude_deg: float, longitude_deg: float, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """PV output every 15 min from ``start_s`` to ``end_s``: ``(times_s, power_kw)``."""
     times = np.arange(start_s, end_s + PROFILE_PERIOD_S, PROFILE_PERIOD_S)
     # evaluate at the middle of each interval
@@ -89,7 +92,7 @@ def pv_power_kw(start_s: float, end_s: float, peak_kw: float, latitude_deg: floa
     days = np.floor((times - times[0]) / 86400.0).astype(int)
     rng = np.random.default_rng(seed)
     clearness = rng.beta(2.5, 1.2, days.max() + 1)
-    return times, peak_kw * s ** 1.2 * clearness[days]
+    return times, peak_kw * s**1.2 * clearness[days]
 
 
 def phase_split(power_kw: np.ndarray, voltage_ln_v: float) -> np.ndarray:

@@ -56,11 +56,20 @@ class RunRecord:
     sessions: dict = field(default_factory=dict)
 
     @classmethod
-    def allocate(cls, N, n, times, base, building, pv_kw, limit) -> "RunRecord":
+    def allocate(cls, N, n, times, base, building, pv_kw, limit) -> RunRecord:
         f32 = lambda: np.zeros((N, n), dtype=np.float32)  # noqa: E731
-        return cls(times_s=times, base_a=base, building_a=building, pv_kw=pv_kw, limit_a=limit,
-                   setpoint_a=f32(), current_a=f32(), end_a=f32(), drawn=np.zeros((N, n), dtype=np.int8),
-                   active=np.zeros(N, dtype=bool))
+        return cls(
+            times_s=times,
+            base_a=base,
+            building_a=building,
+            pv_kw=pv_kw,
+            limit_a=limit,
+            setpoint_a=f32(),
+            current_a=f32(),
+            end_a=f32(),
+            drawn=np.zeros((N, n), dtype=np.int8),
+            active=np.zeros(N, dtype=bool),
+        )
 
 
 @dataclass
@@ -122,8 +131,9 @@ def derive(rec: RunRecord, topo: Topology) -> Derived:
         ev_phase_avg[:, p] = (rec.current_a * masks[p]).sum(axis=1, dtype=np.float64)
     sp = rec.setpoint_a
     plugged = session_at >= 0
-    known = np.where(plugged, s["known_max_a"][np.maximum(session_at, 0)], np.nan) if len(S) else \
-        np.full((N, n), np.nan)
+    known = (
+        np.where(plugged, s["known_max_a"][np.maximum(session_at, 0)], np.nan) if len(S) else np.full((N, n), np.nan)
+    )
     hi = np.maximum(topo.min_current_a, np.fmin(topo.max_current_a, known))
     bad = (sp > 0) & (~plugged | (sp < topo.min_current_a - RECORD_TOL_A) | (sp > hi + RECORD_TOL_A))
     example = ""
@@ -144,15 +154,24 @@ def derive(rec: RunRecord, topo: Topology) -> Derived:
     switch = np.zeros((N, n), dtype=bool)
     switch[1:] = same[1:] & (d[1:] > 0) & (d[:-1] > 0) & (d[1:] != d[:-1])
     phase_switches = np.bincount(session_at[switch], minlength=len(S)) if len(S) else np.zeros(0, dtype=np.int64)
-    return Derived(session_at=session_at, row_end_a=rows["end"], row_start_a=rows["start"], row_cmd_a=rows["cmd"],
-                   ev_phase_avg_a=ev_phase_avg, starts=starts, phase_switches=phase_switches, first_s=first_s, bad_setpoints=int(bad.any(axis=1).sum()),
-                   bad_setpoint_example=example)
+    return Derived(
+        session_at=session_at,
+        row_end_a=rows["end"],
+        row_start_a=rows["start"],
+        row_cmd_a=rows["cmd"],
+        ev_phase_avg_a=ev_phase_avg,
+        starts=starts,
+        phase_switches=phase_switches,
+        first_s=first_s,
+        bad_setpoints=int(bad.any(axis=1).sum()),
+        bad_setpoint_example=example,
+    )
 
 
 class SimulationResult:
     """A finished run: KPIs as a dict, time series and per-session outcomes as DataFrames."""
 
-    def __init__(self, scenario: "Scenario", topology: Topology, strategy: Strategy, record: RunRecord):
+    def __init__(self, scenario: Scenario, topology: Topology, strategy: Strategy, record: RunRecord):
         self.scenario = scenario
         self.topology = topology
         self.strategy = strategy
@@ -200,8 +219,7 @@ class SimulationResult:
     def _build_timeseries(self) -> pd.DataFrame:
         r, topo = self.record, self.topology
         V = topo.voltage_ln_v
-        idx = pd.DatetimeIndex(pd.to_datetime(r.times_s, unit="s", utc=True)).tz_convert(
-            self.scenario.simulation.tz)
+        idx = pd.DatetimeIndex(pd.to_datetime(r.times_s, unit="s", utc=True)).tz_convert(self.scenario.simulation.tz)
         idx.name = "timestamp"
         conn = topo.connection_rows
         d = self.derived
@@ -247,24 +265,26 @@ class SimulationResult:
         first = self.derived.first_s
         never = np.isnan(first) & (req > 0)
         wait_min = np.where(never, (S.departure_s - S.arrival_s) / 60.0, (first - S.arrival_s) / 60.0)
-        return pd.DataFrame({
-            "session_id": S.session_id.astype(str),
-            "connector_id": np.asarray(self.topology.connector_ids, dtype=object)[S.connector],
-            "arrival": ts(S.arrival_s),
-            "departure": ts(S.departure_s),
-            "phases": s["phases"],
-            "requested_kwh": req,
-            "delivered_kwh": got,
-            "unmet_kwh": unmet,
-            "served_pct": served,
-            "fully_served": unmet < FULLY_SERVED_TOL_KWH,
-            "first_charge": ts(self.derived.first_s),
-            "finish": ts(s["finish_s"]),
-            "wait_min": wait_min,
-            "truncated": s["truncated"],
-            "starts": self.derived.starts,
-            "phase_switches": self.derived.phase_switches,
-        })
+        return pd.DataFrame(
+            {
+                "session_id": S.session_id.astype(str),
+                "connector_id": np.asarray(self.topology.connector_ids, dtype=object)[S.connector],
+                "arrival": ts(S.arrival_s),
+                "departure": ts(S.departure_s),
+                "phases": s["phases"],
+                "requested_kwh": req,
+                "delivered_kwh": got,
+                "unmet_kwh": unmet,
+                "served_pct": served,
+                "fully_served": unmet < FULLY_SERVED_TOL_KWH,
+                "first_charge": ts(self.derived.first_s),
+                "finish": ts(s["finish_s"]),
+                "wait_min": wait_min,
+                "truncated": s["truncated"],
+                "starts": self.derived.starts,
+                "phase_switches": self.derived.phase_switches,
+            }
+        )
 
     # ------------------------------------------------------------ KPIs
     @property
@@ -309,13 +329,18 @@ class SimulationResult:
             "max_phase_current_a": float(phase_tot.max()) if len(phase_tot) else 0.0,
             "grid_limit_a": float(lim.min()) if len(lim) else float(topo.row_limit_a[0]),
             "limit_violation_steps": int(viol.sum()),
-            "max_overload_a": float(np.max(np.maximum(self.row_totals("end") - self.row_limits(), 0.0)
-                                           * (d.row_end_a > CURRENT_TOL_A), initial=0.0)),
+            "max_overload_a": float(
+                np.max(
+                    np.maximum(self.row_totals("end") - self.row_limits(), 0.0) * (d.row_end_a > CURRENT_TOL_A),
+                    initial=0.0,
+                )
+            ),
             "transient_overshoot_max_a": float(over_t.max(initial=0.0)),
             "transient_overshoot_steps": int(np.any(over_t > CURRENT_TOL_A, axis=1).sum()),
             "base_load_over_limit_steps": int(base_over.sum()),
             "phase_unbalance_max_a": float((phase_tot.max(axis=1) - phase_tot.min(axis=1)).max())
-            if len(phase_tot) else 0.0,
+            if len(phase_tot)
+            else 0.0,
             "ev_energy_by_phase_kwh": [float(x) for x in d.ev_phase_avg_a.sum(axis=0) * V * dt / J_PER_KWH],
             "switch_ons_per_session_mean": float(d.starts[whole].mean()) if ns else 0.0,
             "switch_ons_per_session_max": int(d.starts[whole].max()) if ns else 0,
@@ -354,8 +379,10 @@ class SimulationResult:
         bad = np.abs(integ - delivered) > ENERGY_BALANCE_RTOL * np.maximum(delivered, 1.0)
         if bad.any():
             j = int(np.argmax(bad))
-            problems.append(f"energy balance: session {S.session_id[j]} delivered {delivered[j]:.6f} kWh, "
-                            f"integral of its current {integ[j]:.6f} kWh")
+            problems.append(
+                f"energy balance: session {S.session_id[j]} delivered {delivered[j]:.6f} kWh, "
+                f"integral of its current {integ[j]:.6f} kWh"
+            )
         site_e = float(d.ev_phase_avg_a.sum()) * V * dt / J_PER_KWH
         if abs(site_e - delivered.sum()) > ENERGY_BALANCE_RTOL * max(delivered.sum(), 1.0):
             problems.append(f"energy balance: site EV energy {site_e:.6f} kWh != sessions {delivered.sum():.6f} kWh")
@@ -371,7 +398,8 @@ class SimulationResult:
                 kk, rr = np.argwhere(v)[0]
                 problems.append(
                     f"limit: set-points put row {topo.row_ids[rr]} at {self.row_totals('cmd')[kk, rr]:.3f} A > "
-                    f"{self.row_limits()[kk, rr]:.3f} A at step {kk}, {int(v.any(axis=1).sum())} step(s)")
+                    f"{self.row_limits()[kk, rr]:.3f} A at step {kk}, {int(v.any(axis=1).sum())} step(s)"
+                )
         if problems and raise_on_error:
             raise InvariantError("; ".join(problems))
         return problems

@@ -48,7 +48,9 @@ class SimulationConfig:
 
     @property
     def tz(self) -> tzinfo:
-        return self.timezone or self.start.tzinfo
+        tz = self.timezone or self.start.tzinfo
+        assert tz is not None, "start is timezone-aware"
+        return tz
 
     @property
     def start_s(self) -> float:
@@ -82,6 +84,6 @@ class Scenario:
     source: Path | None = None
     sessions_source: str = ""
 
-    def with_source(self, path: Path) -> "Scenario":
+    def with_source(self, path: Path) -> Scenario:
         """The same scenario, remembering the file it was read from."""
         return replace(self, source=path)

@@ -27,7 +27,6 @@ from evflex.control.interface import Setpoints, SiteSnapshot, Strategy
 from evflex.model.topology import Topology
 from evflex.units import CURRENT_TOL_A, ENERGY_TOL_KWH, J_PER_KWH
 
-
 #: The proportional strategy weighs remaining energy in steps of this much [kWh].
 PROPORTIONAL_STEP_KWH = 0.5
 
@@ -75,8 +74,9 @@ class ControllerParams:
 class AllocationController:
     """Real-time allocation for one site under one :class:`Strategy`."""
 
-    def __init__(self, topology: Topology, strategy: Strategy | str = Strategy.LLF,
-                 params: ControllerParams | None = None):
+    def __init__(
+        self, topology: Topology, strategy: Strategy | str = Strategy.LLF, params: ControllerParams | None = None
+    ):
         self.topology = topology
         self.strategy = Strategy(strategy)
         self.params = params or ControllerParams()
@@ -183,13 +183,13 @@ class AllocationController:
             self._new_sessions(snap, new)
         refresh |= self._learn(snap)
         if self._any_switchable:  # switched connectors try their full phases again once unlocked
-            back = (self._mode_phases < topo.charger_phases) & \
-                ((snap.time_s - self._mode_since) >= p.min_on_s)
+            back = (self._mode_phases < topo.charger_phases) & ((snap.time_s - self._mode_since) >= p.min_on_s)
             if np.count_nonzero(back):
                 self._set_mode(back, topo.charger_phases, snap.time_s)
                 refresh = True
-        if refresh or (snap.ev_phases is not self._ev_phases_seen
-                       and np.count_nonzero(snap.ev_phases != self._ev_phases_seen)):
+        if refresh or (
+            snap.ev_phases is not self._ev_phases_seen and np.count_nonzero(snap.ev_phases != self._ev_phases_seen)
+        ):
             self._ev_phases_seen = snap.ev_phases
             ev_ph = np.where(snap.ev_phases > 0, snap.ev_phases, self._learned_phases)
             self._drawn = np.where(ev_ph > 0, np.minimum(ev_ph, self._mode_phases), self._mode_phases)
@@ -237,6 +237,7 @@ class AllocationController:
         if key != self._cap_key:
             base = (snap.base_load_a[self._row_phase] + self.params.margin_a) * self._base_rows
             self._cap_key, self._cap = key, snap.row_limit_a - base
+        assert self._cap is not None
         return self._cap
 
     def _set_mode(self, where, phases, t: float) -> None:
@@ -250,6 +251,7 @@ class AllocationController:
         key = drawn.tobytes()
         if key != self._M_key:
             self._M_key, self._M = key, self.topology.matrix(drawn)
+        assert self._M is not None
         return self._M
 
     def _allocate(self, snap, act, lo, hi, drawn, remaining, M, cap):
@@ -265,8 +267,7 @@ class AllocationController:
             unknown = np.isnan(departure)
             if unknown.any():
                 arrival = snap.arrival_s[act]
-                departure = np.where(unknown, np.where(np.isnan(arrival), t, arrival) + p.default_stay_s,
-                                     departure)
+                departure = np.where(unknown, np.where(np.isnan(arrival), t, arrival) + p.default_stay_s, departure)
             if s is Strategy.EDF:
                 key = departure
             else:
@@ -334,7 +335,8 @@ class AllocationController:
         self._last_on[on] = t
 
 
-def make_controller(topology: Topology, strategy: Strategy | str,
-                    params: ControllerParams | None = None) -> AllocationController:
+def make_controller(
+    topology: Topology, strategy: Strategy | str, params: ControllerParams | None = None
+) -> AllocationController:
     """The controller for ``strategy`` on ``topology``."""
     return AllocationController(topology, strategy, params)

@@ -25,8 +25,9 @@ def _repeat_last(kernel):
 
     @functools.wraps(kernel)
     def wrapper(*args, **kwargs):
-        key = tuple((a.shape, a.dtype.str, a.tobytes()) if isinstance(a, np.ndarray) else a for a in args) \
-            + tuple(sorted(kwargs.items()))
+        key = tuple((a.shape, a.dtype.str, a.tobytes()) if isinstance(a, np.ndarray) else a for a in args) + tuple(
+            sorted(kwargs.items())
+        )
         if key != last[0]:
             last[0], last[1] = key, kernel(*args, **kwargs)
         return last[1].copy()
@@ -35,8 +36,9 @@ def _repeat_last(kernel):
 
 
 @_repeat_last
-def admit(M: np.ndarray, need_a: np.ndarray, cap_a: np.ndarray, order: np.ndarray,
-          tol: float = CURRENT_TOL_A) -> np.ndarray:
+def admit(
+    M: np.ndarray, need_a: np.ndarray, cap_a: np.ndarray, order: np.ndarray, tol: float = CURRENT_TOL_A
+) -> np.ndarray:
     """Greedy admission: walk ``order`` and admit each connector whose minimum current
     ``need_a`` still fits every row it loads, given those admitted before it.
 
@@ -78,13 +80,19 @@ def admit(M: np.ndarray, need_a: np.ndarray, cap_a: np.ndarray, order: np.ndarra
         # j >= 1: the first candidate fits on its own
         admitted[cand[:j]] = True
         residual = residual - load[:, :j].sum(axis=1)
-        cand, load = cand[j + 1:], load[:, j + 1:]
+        cand, load = cand[j + 1 :], load[:, j + 1 :]
     return admitted
 
 
 @_repeat_last
-def greedy_fill(M: np.ndarray, start_a: np.ndarray, extra_a: np.ndarray, cap_a: np.ndarray,
-                order: np.ndarray, tol: float = CURRENT_TOL_A) -> np.ndarray:
+def greedy_fill(
+    M: np.ndarray,
+    start_a: np.ndarray,
+    extra_a: np.ndarray,
+    cap_a: np.ndarray,
+    order: np.ndarray,
+    tol: float = CURRENT_TOL_A,
+) -> np.ndarray:
     """Priority fill: from a feasible ``start_a``, give each connector in ``order`` as much of
     its ``extra_a`` as still fits every row it loads, given those before it (EDF, LLF).
 
@@ -160,8 +168,9 @@ def greedy_fill(M: np.ndarray, start_a: np.ndarray, extra_a: np.ndarray, cap_a: 
     return x
 
 
-def _greedy_sequential(M: np.ndarray, x: np.ndarray, extra_a: np.ndarray, residual: np.ndarray,
-                       order: np.ndarray) -> np.ndarray:
+def _greedy_sequential(
+    M: np.ndarray, x: np.ndarray, extra_a: np.ndarray, residual: np.ndarray, order: np.ndarray
+) -> np.ndarray:
     """The greedy one connector at a time, in plain Python: fastest for small problems."""
     cols = M.T.tolist()
     res = residual.tolist()
@@ -181,8 +190,9 @@ def _greedy_sequential(M: np.ndarray, x: np.ndarray, extra_a: np.ndarray, residu
     return x
 
 
-def _max_level(M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, room: np.ndarray,
-               tol: float) -> tuple[float, np.ndarray]:
+def _max_level(
+    M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, room: np.ndarray, tol: float
+) -> tuple[float, np.ndarray]:
     """Largest level L with ``M @ clip(L * w, lo, hi) <= room`` (feasible at L = 0).
 
     Each row's load is piecewise linear in L with breakpoints ``lo/w`` and ``hi/w``; the
@@ -204,7 +214,7 @@ def _max_level(M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, roo
     g[:, 0] = M @ lo
     if bp.size > 1:
         g[:, 1:] = g[:, :1] + add(slope[:, :-1] * np.diff(bp), axis=1)
-    over = (g > (room + tol)[:, None]).any(axis=0)
+    over = np.asarray((g > (room + tol)[:, None]).any(axis=0))
     j = int(over.argmax())
     if not over[j]:
         return np.inf, np.zeros(len(room), dtype=bool)
@@ -219,8 +229,9 @@ def _max_level(M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, roo
     return level, binding
 
 
-def _max_level_direct(M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, room: np.ndarray,
-                      tol: float) -> tuple[float, np.ndarray]:
+def _max_level_direct(
+    M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, room: np.ndarray, tol: float
+) -> tuple[float, np.ndarray]:
     """:func:`_max_level` for small problems: every row's load at every breakpoint at once."""
     bp = np.concatenate([lo / w, hi / w])
     bp.sort()
@@ -241,8 +252,14 @@ def _max_level_direct(M: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarr
 
 
 @_repeat_last
-def weighted_fill(M: np.ndarray, lo_a: np.ndarray, hi_a: np.ndarray, cap_a: np.ndarray,
-                  weights: np.ndarray, tol: float = CURRENT_TOL_A) -> np.ndarray:
+def weighted_fill(
+    M: np.ndarray,
+    lo_a: np.ndarray,
+    hi_a: np.ndarray,
+    cap_a: np.ndarray,
+    weights: np.ndarray,
+    tol: float = CURRENT_TOL_A,
+) -> np.ndarray:
     """Weighted max-min fair share (progressive filling): every connector gets
     ``clip(L * weight, lo, hi)`` with one common level L raised until a row binds; the
     connectors of binding rows freeze there and the others keep rising.

@@ -3,14 +3,14 @@ benchmarks honest)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from evflex.control.interface import SiteSnapshot
 from evflex.io.sessions import parse_sessions, sessions_as_text
-from evflex.model import Charger, Feeder, Site, StepSeries, Topology, compile_topology
+from evflex.model import Charger, Feeder, SessionTable, Site, StepSeries, Topology, compile_topology
 from evflex.sim.behaviour import generate_sessions
 from evflex.sim.scenario import Scenario, SimulationConfig
 
@@ -108,3 +108,53 @@ def large_site_scenario(n_connectors: int, n_feeders: int, days: int, seed: int)
     t = start.timestamp() + np.arange(0, days * 86400 + 1, 900.0)
     base = StepSeries(t, np.full((len(t), 3), 0.1 * site.connection_limit_a))
     return Scenario(site, sessions, SimulationConfig(start=start, days=days, seed=seed), base_load=base)
+
+
+def congested_sessions(topo: Topology, start: datetime, days: int, seed: int) -> SessionTable:
+    """A congested workplace: on most weekdays (90 % of plugs) every plug gets an 11 kW
+    three-phase EV arriving 07:00-10:00, staying 4-9 h and asking 5-40 kWh (capped at what
+    11 kW delivers in 90 % of the stay), on a 60 kWh battery (so the CC-CV taper occurs)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    day0 = start.astimezone(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    for d in range(days):
+        day = day0 + timedelta(days=d)
+        if day.weekday() >= 5:
+            continue
+        for cid in topo.connector_ids:
+            if rng.random() > 0.9:
+                continue
+            arrival = day.timestamp() + rng.uniform(7.0, 10.0) * 3600.0
+            stay_h = rng.uniform(4.0, 9.0)
+            energy = min(rng.uniform(5.0, 40.0), 11.0 * stay_h * 0.9)
+            soc = max(0.05, 0.95 - energy * 0.9 / 60.0)
+            rows.append((f"s{len(rows) + 1}", cid, arrival, arrival + stay_h * 3600.0, energy, soc))
+    sid, cid, arr, dep, e, soc = (list(c) for c in zip(*rows))
+    index = topo.index()
+    n = len(rows)
+    return SessionTable.build(
+        np.array(sid, dtype=object),
+        [index[c] for c in cid],
+        arr,
+        dep,
+        e,
+        max_power_kw=np.full(n, 11.0),
+        phases=np.full(n, 3),
+        battery_kwh=np.full(n, 60.0),
+        soc_arrival=soc,
+    )
+
+
+def congested_year_scenario(root, days: int = 365, seed: int = 1) -> Scenario:
+    """The DTU Risoe site (16 plugs, 63 A, its office base load) on a congested workplace year."""
+    from dataclasses import replace
+
+    from evflex.io.scenario import read_scenario
+
+    sc = read_scenario(root / "examples" / "dtu_risoe.toml", days=days)
+    topo = compile_topology(sc.site)
+    return replace(
+        sc,
+        sessions=congested_sessions(topo, sc.simulation.start, days, seed),
+        sessions_source=f"congested workplace, seed {seed}",
+    )

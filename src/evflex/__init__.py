@@ -8,7 +8,7 @@ The public API (everything else is internal)::
     result.kpis          # dict
     result.timeseries    # pandas DataFrame, one row per step
     result.sessions      # pandas DataFrame, one row per session
-    result.write("out")  # kpis.json, timeseries.parquet, sessions.csv, report.html
+    evflex.write_outputs(result, "out")  # kpis.json, timeseries.parquet, sessions.csv, report.html
 """
 
 from evflex.control.allocation import AllocationController, ControllerParams, make_controller
@@ -28,6 +28,13 @@ def simulate_all(scenario: Scenario, strategies=None, **kwargs) -> dict[str, Sim
     """Simulate ``scenario`` under each strategy (default: all); results keyed by name."""
     chosen = [Strategy(s) for s in strategies] if strategies is not None else list(Strategy)
     return {s.value: simulate(scenario, s, **kwargs) for s in chosen}
+
+
+def write_outputs(result: SimulationResult, out_dir, report: bool = True):
+    """A run's output folder: see :func:`evflex.report.outputs.write_outputs`."""
+    from evflex.report.outputs import write_outputs as _write
+
+    return _write(result, out_dir, report)
 
 
 def generate_sessions(*args, **kwargs):
@@ -76,5 +83,6 @@ __all__ = [
     "sessions_frame",
     "simulate",
     "simulate_all",
+    "write_outputs",
     "write_sessions_csv",
 ]

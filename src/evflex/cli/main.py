@@ -99,6 +99,7 @@ def simulate(
     outcomes and an HTML report."""
     from evflex.control.interface import Strategy
     from evflex.io.scenario import read_scenario
+    from evflex.report.outputs import write_outputs
     from evflex.sim.engine import simulate as run
 
     _check_options(days=days, seed=seed, out=out)
@@ -123,13 +124,13 @@ def simulate(
             res = run(sc, s, progress=tick)
             results.append(res)
     if len(results) == 1:
-        _write_atomic(out, lambda d: results[0].write(d, report=report))
+        _write_atomic(out, lambda d: write_outputs(results[0], d, report=report))
     else:
         from evflex.report.html import comparison_table, write_comparison_report
 
         def write_all(d: Path) -> None:
             for r in results:
-                r.write(d / r.strategy.value, report=report)
+                write_outputs(r, d / r.strategy.value, report=report)
             comparison_table(results).to_csv(d / "comparison.csv")
             if report:
                 write_comparison_report(results, d / "report.html")

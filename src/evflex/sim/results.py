@@ -405,15 +405,12 @@ class SimulationResult:
         return problems
 
     # ------------------------------------------------------------ output
-    def write(self, out_dir: str | Path, report: bool = True) -> Path:
-        """Write ``kpis.json``, ``timeseries.parquet``, ``sessions.csv`` and ``report.html``."""
+    def write(self, out_dir: str | Path) -> Path:
+        """Write the run's data: ``kpis.json``, ``timeseries.parquet`` and ``sessions.csv``
+        (the HTML report is :func:`evflex.report.write_outputs`'s business)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "kpis.json").write_text(json.dumps(self.kpis, indent=2, allow_nan=False) + "\n")
         self.timeseries.to_parquet(out / "timeseries.parquet")
         self.sessions.to_csv(out / "sessions.csv", index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
-        if report:
-            from evflex.report.html import write_report
-
-            write_report(self, out / "report.html")
         return out

@@ -16,11 +16,15 @@ class StepSeries:
     """A piecewise-constant series: ``values[k]`` holds on ``[times_s[k], times_s[k+1])``.
 
     ``values`` may be 1-D (one value per time) or 2-D (one row per time, e.g. three phases).
+    ``known_from_s``, when given, is when each value became known (announced) [POSIX s]; by
+    default a value is known from the moment it takes effect (``times_s``). A controller may
+    see a value only from then on.
     """
 
     times_s: np.ndarray
     values: np.ndarray
     name: str = ""
+    known_from_s: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         t = np.asarray(self.times_s, dtype=np.float64)
@@ -31,6 +35,11 @@ class StepSeries:
             raise ValueError("values must have one entry per time")
         object.__setattr__(self, "times_s", t)
         object.__setattr__(self, "values", v)
+        if self.known_from_s is not None:
+            k = np.asarray(self.known_from_s, dtype=np.float64)
+            if k.shape != t.shape:
+                raise ValueError("known_from_s must have one entry per time")
+            object.__setattr__(self, "known_from_s", k)
 
     @property
     def start_s(self) -> float:

@@ -64,5 +64,9 @@ class ValidationError(EvflexError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class SimulationWarning(UserWarning):
+    """A run went through, but its result needs the user's attention (no EV could charge...)."""
+
+
 class InvariantError(EvflexError):
     """A simulated run broke a physical or safety invariant: a bug, never bad input."""

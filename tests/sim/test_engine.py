@@ -283,26 +283,45 @@ def test_learning_ev_limits_frees_capacity_for_others():
     assert got["learned"].sum() > got["blind"].sum() + 4.0
 
 
-def test_series_finer_than_the_steps_are_taken_conservatively():
-    # 15-minute steps, a 5-minute limit dip to 10 A and a 5-minute base-load spike
+def _dip_and_spike(known_from_s=None):
+    # 15-minute steps, a 5-minute limit dip to 10 A at 09:05 and a 5-minute base-load spike at 11:05
     sc = simple_scenario(limit_a=40.0, period_s=900.0)
     t = S0 + np.arange(0, 24 * 3600 + 1, 60.0)
     lim = np.full(len(t), 40.0)
-    lim[(t >= S0 + 9 * 3600 + 300) & (t < S0 + 9 * 3600 + 600)] = 10.0
+    dip = (t >= S0 + 9 * 3600 + 300) & (t < S0 + 9 * 3600 + 600)
+    lim[dip] = 10.0
     base = np.zeros((len(t), 3))
     base[(t >= S0 + 11 * 3600 + 300) & (t < S0 + 11 * 3600 + 600)] = 30.0
-    res = simulate(
-        Scenario(
-            sc.site, sc.sessions, sc.simulation, connection_limit=StepSeries(t, lim), base_load=StepSeries(t, base)
-        ),
-        "edf",
+    known = None if known_from_s is None else np.where(dip, known_from_s, t)
+    limit = StepSeries(t, lim, known_from_s=known)
+    return simulate(
+        Scenario(sc.site, sc.sessions, sc.simulation, connection_limit=limit, base_load=StepSeries(t, base)), "edf"
     )
-    ts = res.timeseries
-    assert res.kpis["grid_limit_a"] == 10.0
-    at9, at11 = pd.Timestamp("2026-03-02 09:00", tz="UTC"), pd.Timestamp("2026-03-02 11:00", tz="UTC")
-    assert ts.loc[at9, "limit_a"] == 10.0 and ts.loc[at11, "base_l1_a"] == 30.0
-    assert ts.loc[at9, ["ev_l1_a", "ev_l2_a", "ev_l3_a"]].max() <= 10.0 + 1e-3
-    assert res.kpis["limit_violation_steps"] == 0
+
+
+AT9, AT11 = pd.Timestamp("2026-03-02 09:00", tz="UTC"), pd.Timestamp("2026-03-02 11:00", tz="UTC")
+EV_COLS = ["ev_l1_a", "ev_l2_a", "ev_l3_a"]
+
+
+def test_the_controller_does_not_see_what_happens_inside_a_step():
+    res = _dip_and_spike()
+    ts, k = res.timeseries, res.kpis
+    assert k["grid_limit_a"] == 10.0  # the lowest actual value, even inside a step
+    assert ts.loc[AT9, "limit_seen_a"] == 40.0 and ts.loc[AT11, "base_l1_a"] == 0.0  # as of the step start
+    assert ts.loc[AT9, EV_COLS].max() > 10.0 + 1.0  # charging on, unaware of the dip
+    # the physics apply the actual series: 5 minutes over the dip, 5 minutes over with the spike
+    assert ts.loc[AT11, EV_COLS].max() + 30.0 > 40.0
+    assert k["limit_violation_s"] == pytest.approx(600.0)
+    assert k["limit_violation_steps"] == 2
+    assert res.check_invariants() == []  # the controller kept its promise on what it was shown
+
+
+def test_a_limit_announced_in_advance_is_honoured_for_the_whole_step():
+    res = _dip_and_spike(known_from_s=S0 + 8 * 3600)
+    ts, k = res.timeseries, res.kpis
+    assert ts.loc[AT9, "limit_seen_a"] == 10.0
+    assert ts.loc[AT9, EV_COLS].max() <= 10.0 + 1e-3
+    assert k["limit_violation_s"] == pytest.approx(300.0)  # only the unannounced base-load spike
 
 
 def test_a_run_too_large_for_memory_is_refused_up_front(monkeypatch):
@@ -315,7 +334,11 @@ def test_a_run_too_large_for_memory_is_refused_up_front(monkeypatch):
 
 
 def test_sessions_that_never_charge_count_their_whole_stay_as_wait():
-    res = simulate(simple_scenario(limit_a=5.0), "equal")  # below the 6 A minimum: nobody charges
+    from evflex.errors import SimulationWarning
+
+    with pytest.warns(SimulationWarning, match="no EV can ever charge"):
+        res = simulate(simple_scenario(limit_a=5.0), "equal")  # below the 6 A minimum: nobody charges
     k = res.kpis
+    assert k["no_ev_can_charge"] is True
     assert k["sessions_never_charged"] == 8 and k["energy_delivered_kwh"] == 0.0
     assert k["wait_to_first_charge_max_min"] == pytest.approx(8 * 60)

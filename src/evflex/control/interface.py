@@ -62,7 +62,10 @@ class SiteSnapshot:
     base_load_a : (3,) float
         Site load other than the EVs (building, PV negative) on each grid phase [A].
     row_limit_a : (m,) float
-        The limit of each constraint row now (DSO signals and time-varying limits applied) [A].
+        The limit of each constraint row for the coming step, as far as it is known (DSO
+        signals and time-varying limits applied as announced) [A].
+    measured_at_s : float
+        When the meter readings were taken [POSIX s]; NaN: at ``time_s``.
     """
 
     time_s: float
@@ -77,6 +80,7 @@ class SiteSnapshot:
     measured_current_a: np.ndarray
     base_load_a: np.ndarray
     row_limit_a: np.ndarray
+    measured_at_s: float = float("nan")
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -8,6 +8,7 @@ the order they appear in the file: ``chargers[2].max_current_a`` is the second
 
 from __future__ import annotations
 
+import math
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -68,10 +69,21 @@ class FileSpec(_Strict):
 class SiteSpec(_Strict):
     name: str = Field(min_length=1)
     voltage_ln_v: float = Field(230.0, ge=50, le=1000)
-    connection_limit_a: float = Field(gt=0)
+    connection_limit_a: float | None = Field(None, ge=0, le=1e6)
+    transformer_kw: float | None = Field(None, gt=0, le=1e6)
+    transformer_primary_ll_v: float | None = Field(None, gt=0, le=1e6)
+    max_unbalance_a: float | None = Field(None, gt=0, le=1e6)
     base_load: BaseLoadSpec | None = None
     pv: PvSpec | None = None
     connection_limit_series: FileSpec | None = None
+
+    @model_validator(mode="after")
+    def _limit(self):
+        if self.connection_limit_a is None and self.transformer_kw is None:
+            raise ValueError("give connection_limit_a, transformer_kw or both")
+        if self.transformer_primary_ll_v is not None and self.transformer_kw is None:
+            raise ValueError("transformer_primary_ll_v needs transformer_kw")
+        return self
 
 
 class ChargerSpec(_Strict):
@@ -81,7 +93,8 @@ class ChargerSpec(_Strict):
     connectors: int = Field(1, ge=1, le=64)
     max_current_a: float = Field(16.0, gt=0, le=1000)
     min_current_a: float = Field(6.0, gt=0)
-    phases: Literal[1, 2, 3] = 3
+    phases: Literal[1, 2, 3] | None = None  # default: 3 phase-to-neutral, 1 line-to-line
+    connection: Literal["LN", "L1-L2", "L2-L3", "L3-L1"] = "LN"
     phase_rotation: str | list[str] | None = None  # default: L1, L1L2 or L1L2L3
     modulation: bool = True
     phase_switching: bool = False
@@ -91,9 +104,22 @@ class ChargerSpec(_Strict):
     activation_delay_s: float = Field(2.0, ge=0)
     ramp_a_per_s: float = Field(5.0, gt=0)
     precision_a: float = Field(0.5, ge=0)
+    phase_switch_s: float = Field(30.0, ge=0, le=3600)
+
+    @property
+    def n_phases(self) -> int:
+        return self.phases if self.phases is not None else (3 if self.connection == "LN" else 1)
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.connection != "LN":
+            for key, bad in (
+                ("phases", self.phases not in (None, 1)),
+                ("phase_rotation", self.phase_rotation),
+                ("phase_switching", self.phase_switching),
+            ):
+                if bad:
+                    raise ValueError(f"a line-to-line charger ({self.connection}) has one conductor pair: remove {key}")
         if self.min_current_a > self.max_current_a:
             raise ValueError(f"min_current_a ({self.min_current_a:g}) is above max_current_a ({self.max_current_a:g})")
         if self.id is not None and self.count > 1:
@@ -114,10 +140,10 @@ class ChargerSpec(_Strict):
             if text == "cyclic" and not isinstance(self.phase_rotation, list):
                 continue
             rot = parse_rotation(text)
-            if rot is None or len(rot) != self.phases:
+            if rot is None or len(rot) != self.n_phases:
                 raise ValueError(
-                    f"phase_rotation {text!r} must name {self.phases} distinct "
-                    f"phase(s) of L1, L2, L3 (e.g. {'L2L3L1'[: 2 * self.phases]!r}) or be 'cyclic'"
+                    f"phase_rotation {text!r} must name {self.n_phases} distinct "
+                    f"phase(s) of L1, L2, L3 (e.g. {'L2L3L1'[: 2 * self.n_phases]!r}) or be 'cyclic'"
                 )
         return self
 
@@ -162,6 +188,7 @@ class SimulationSpec(_Strict):
     seed: int = Field(1, ge=0)
     ev_limits_known: bool = False
     taper_soc: float = Field(0.8, gt=0, lt=1)
+    metering_delay_s: float = Field(0.0, ge=0, le=3600)
 
 
 class ControllerSpec(_Strict):
@@ -173,6 +200,8 @@ class ControllerSpec(_Strict):
     reprobe_s: float = Field(ControllerParams.reprobe_s, gt=0)
     default_stay_s: float = Field(ControllerParams.default_stay_s, gt=0)
     default_energy_kwh: float = Field(ControllerParams.default_energy_kwh, gt=0)
+    phase_switch_dwell_s: float = Field(ControllerParams.phase_switch_dwell_s, ge=0)
+    max_phase_switches: int = Field(ControllerParams.max_phase_switches, ge=0)
 
 
 class ScenarioSpec(_Strict):
@@ -253,16 +282,6 @@ def parse_scenario(
     probs: list[Problem] = []
     site = _build_site(spec, source, probs)
     sim_cfg = _build_simulation(spec.simulation, source, probs)
-    for ci, c in enumerate(spec.chargers, start=1):
-        if c.activation_delay_s >= spec.simulation.period_s:
-            probs.append(
-                problem(
-                    source,
-                    f"must be shorter than simulation.period_s ({spec.simulation.period_s:g} s)",
-                    field=f"chargers[{ci}].activation_delay_s",
-                    value=c.activation_delay_s,
-                )
-            )
     if probs:
         raise ValidationError(probs)
     topo = compile_topology(site)
@@ -302,7 +321,7 @@ def parse_scenario(
                 probs += exc.problems
                 continue
             probs += _coverage(ser, sim_cfg, f.name)
-            series[kind] = ser
+            series[kind] = _pv_per_phase(ser, site.voltage_ln_v) if kind == "pv" else ser
         elif isinstance(sp, BaseLoadSpec):
             sseed = sp.seed if seed_override is None else seed_override
             t, v = profiles.office_load_a(
@@ -314,7 +333,9 @@ def parse_scenario(
             t, v = profiles.pv_power_kw(
                 sim_cfg.start_s, sim_cfg.end_s, sp.peak_kw, sp.latitude_deg, sp.longitude_deg, sseed
             )
-            series[kind] = StepSeries(t, v, name=f"clear-sky PV, peak {sp.peak_kw:g} kW")
+            series[kind] = StepSeries(
+                t, profiles.phase_split(v, site.voltage_ln_v), name=f"clear-sky PV, peak {sp.peak_kw:g} kW"
+            )
     if probs or table is None:
         raise ValidationError(probs)
     return Scenario(
@@ -327,6 +348,13 @@ def parse_scenario(
         connection_limit=series["limit"],
         sessions_source=sess_src,
     )
+
+
+def _pv_per_phase(ser: StepSeries, voltage_ln_v: float) -> StepSeries:
+    """PV as per-phase current [A]: a series of total power [kW] is spread evenly."""
+    if ser.values.ndim == 2:
+        return ser
+    return StepSeries(ser.times_s, profiles.phase_split(ser.values, voltage_ln_v), ser.name, ser.known_from_s)
 
 
 def generated_sessions(profile: str, topo, cfg: SimulationConfig, seed: int, days: float):
@@ -364,10 +392,10 @@ def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
                 per_connector = tuple(_rotation(r) for r in c.phase_rotation)
                 rot = per_connector[0]
             elif c.phase_rotation is None:
-                rot = (0, 1, 2)[: c.phases]
+                rot = (0, 1, 2)[: c.n_phases]
             elif c.phase_rotation == "cyclic":
                 shift = (len(chargers)) % 3
-                rot = tuple((p + shift) % 3 for p in range(3))[: c.phases]
+                rot = tuple((p + shift) % 3 for p in range(3))[: c.n_phases]
             else:
                 rot = _rotation(c.phase_rotation)
             chargers.append(
@@ -376,14 +404,15 @@ def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
                     connectors=c.connectors,
                     max_current_a=c.max_current_a,
                     min_current_a=c.min_current_a,
-                    phases=c.phases,
+                    phases=c.n_phases,
                     phase_rotation=rot,
+                    connection=c.connection,
                     modulation=c.modulation,
                     phase_switching=c.phase_switching,
                     v2g=c.v2g,
                     max_total_current_a=c.max_total_current_a,
                     setpoint_resolution_a=c.setpoint_resolution_a,
-                    response=ChargerResponse(c.activation_delay_s, c.ramp_a_per_s, c.precision_a),
+                    response=ChargerResponse(c.activation_delay_s, c.ramp_a_per_s, c.precision_a, c.phase_switch_s),
                     connector_rotations=per_connector,
                 )
             )
@@ -413,9 +442,12 @@ def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
     return Site(
         name=spec.site.name,
         voltage_ln_v=spec.site.voltage_ln_v,
-        connection_limit_a=spec.site.connection_limit_a,
+        connection_limit_a=math.inf if spec.site.connection_limit_a is None else spec.site.connection_limit_a,
         chargers=tuple(chargers),
         feeders=tuple(feeders),
+        transformer_kw=spec.site.transformer_kw,
+        transformer_primary_ll_v=spec.site.transformer_primary_ll_v,
+        max_unbalance_a=spec.site.max_unbalance_a,
     )
 
 
@@ -470,6 +502,7 @@ def _build_simulation(s: SimulationSpec, source: str, probs: list[Problem]) -> S
         ev_limits_known=s.ev_limits_known,
         taper_soc=s.taper_soc,
         timezone=tz,
+        metering_delay_s=s.metering_delay_s,
     )
 
 

@@ -28,6 +28,9 @@ DEFAULT_ACTIVATION_DELAY_S = 2.0
 DEFAULT_RAMP_A_PER_S = 5.0
 DEFAULT_PRECISION_A = 0.5
 DEFAULT_SETPOINT_RESOLUTION_A = 0.1
+#: A phase switch pauses the charge this long: the contactor opens, the EV sees the new
+#: supply and re-negotiates before drawing again (tens of seconds on real EVs) [s].
+DEFAULT_PHASE_SWITCH_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,14 @@ class ChargerResponse:
     precision_a : float
         The EV draws up to this much *below* the set-point (IEC 61851-1: an EV never draws
         more than the pilot signal allows) [A].
+    phase_switch_s : float
+        A switch between one and three phases pauses charging this long [s].
     """
 
     activation_delay_s: float = DEFAULT_ACTIVATION_DELAY_S
     ramp_a_per_s: float = DEFAULT_RAMP_A_PER_S
     precision_a: float = DEFAULT_PRECISION_A
+    phase_switch_s: float = DEFAULT_PHASE_SWITCH_S
 
 
 @dataclass(frozen=True)

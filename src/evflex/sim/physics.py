@@ -1,11 +1,20 @@
 """Physics of the charger response and the EV battery, as array kernels.
 
-Charger response (practical attributes of seed 000 / 002): a new set-point takes effect
-after an *activation delay* (until then the previous one applies); the drawn current moves
-toward whatever applies at a *ramp rate*, over as many steps as that takes; each EV draws a
-fixed offset below the set-point, at most the charger's *precision* (IEC 61851-1: an EV
-never draws more than the pilot signal allows). Decreases go first: a connector given a
-higher set-point starts rising only once every connector on its way down has settled.
+Charger response (practical attributes of seed 000 / 002), per connector:
+
+- a set-point sent at time t takes effect at ``t + activation_delay_s`` (until then the
+  previous one applies), however many steps that spans; set-points take effect in the order
+  they were sent (a queue per connector);
+- the drawn current then moves toward what the set-point lets the EV draw at the charger's
+  *ramp rate*, over as many steps as that takes;
+- decreases go first: a set-point that raises a connector's current takes effect only once
+  every connector on its way down (given a lower set-point now, or still ramping down from
+  an earlier one) has settled;
+- a switch between one and three phases opens the contactor at once: the charge pauses for
+  ``phase_switch_s`` (the EV sees a new supply and re-negotiates), then resumes toward the
+  new set-point;
+- each EV draws a fixed offset below the set-point, at most the charger's *precision*
+  (IEC 61851-1: an EV never draws more than the pilot signal allows).
 
 Battery: a two-stage constant-current / constant-voltage model. Up to ``taper_soc`` the EV
 takes its full current; above it the acceptable current falls linearly to zero at full
@@ -14,10 +23,14 @@ charge (the usual CC-CV approximation of EV charging curves).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 #: A difference between current and target below this is settled, not a ramp [A].
 SETTLED_A = 1e-6
+#: Set-points a connector holds waiting to take effect; a further one replaces the last.
+QUEUE = 4
 
 
 def ramp_toward(
@@ -35,57 +48,102 @@ def ramp_toward(
     return end * duration_s - 0.5 * move * (np.abs(move) / ramp_a_per_s), end
 
 
-def response(
-    i0_a: np.ndarray,
-    old_target_a: np.ndarray,
-    new_target_a: np.ndarray,
-    changed: np.ndarray,
-    gate_s: np.ndarray,
-    delay_s: np.ndarray,
-    ramp_a_per_s: np.ndarray,
-    period_s: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Average and end current of connectors over one period, and their carried gates.
+class ChargerBank:
+    """The response state of every connector's charger between control steps.
 
-    Parameters
-    ----------
-    i0_a : current at the start of the period [A].
-    old_target_a, new_target_a : what the previous and the new set-point let the EV draw [A].
-    changed : the set-point changed at the start of this period: the old target applies for
-        ``delay_s`` (which must be shorter than the period), then the new one.
-    gate_s : time into this period before which a connector may not start ramping (a rise
-        still waiting for decreases elsewhere to settle) [s].
-    ramp_a_per_s : must be positive.
-
-    Returns ``(average_a, end_a, gate_s)`` with the gates carried into the next period.
+    ``target_of(pilot_a)`` maps set-points in effect to what each EV then draws (the EV's own
+    limit, the battery taper and the precision offset applied); the engine gives it per step.
     """
-    gated = bool(np.count_nonzero(gate_s))
-    d: np.ndarray | float
-    area_a: np.ndarray | float
-    if np.count_nonzero(changed):
-        d = np.where(changed, delay_s, 0.0)
-        # during the activation delay: hold until the gate, then move toward the old target
-        if gated:
-            area_a, i_a = ramp_toward(i0_a, old_target_a, ramp_a_per_s, np.maximum(d - gate_s, 0.0))
-            area_a += i0_a * np.minimum(gate_s, d)
-            start = np.where(changed, d, gate_s)
-        else:
-            area_a, i_a = ramp_toward(i0_a, old_target_a, ramp_a_per_s, d)
-            start = d
-        # after it: toward the new target; new rises wait for every decrease to settle
-        down = new_target_a < i_a - SETTLED_A
+
+    def __init__(self, delay_s: np.ndarray, ramp_a_per_s: np.ndarray, switch_s: np.ndarray):
+        n = len(delay_s)
+        self.delay_s = np.asarray(delay_s, dtype=np.float64)
+        self.ramp = np.maximum(np.asarray(ramp_a_per_s, dtype=np.float64), 1e-9)
+        self.switch_s = np.asarray(switch_s, dtype=np.float64)
+        self.current_a = np.zeros(n)  # drawn now
+        self.pilot_a = np.zeros(n)  # the set-point in effect
+        self.sent_a = np.zeros(n)  # the last set-point sent (in effect or queued)
+        self.queue_t = np.full((n, QUEUE), np.inf)  # when each queued set-point takes effect
+        self.queue_a = np.zeros((n, QUEUE))
+        self.queued = False  # any set-point waiting
+
+    def clear(self, where: np.ndarray) -> None:
+        """Connectors unplugged or plugged anew: no current, nothing in effect or waiting."""
+        self.current_a[where] = 0.0
+        self.pilot_a[where] = 0.0
+        self.sent_a[where] = 0.0
+        self.queue_t[where] = np.inf
+        self.queue_a[where] = 0.0
+
+    def settled(self, target_a: np.ndarray) -> bool:
+        """Nothing waiting and every connector at its target."""
+        return not self.queued and bool(np.all(np.abs(self.current_a - target_a) <= SETTLED_A))
+
+    def command(
+        self, t0_s: float, setpoint_a: np.ndarray, switched: np.ndarray, target_of: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
+        """Send new set-points at ``t0_s``; ``switched`` connectors change their number of phases."""
+        changed = (setpoint_a != self.sent_a) | switched
+        if not np.count_nonzero(changed):
+            return
+        if np.count_nonzero(switched):  # the contactor opens now; the new set-point follows the pause
+            self.current_a[switched] = 0.0
+            self.pilot_a[switched] = 0.0
+            self.queue_t[switched] = np.inf
+        eff = t0_s + np.where(switched, np.maximum(self.delay_s, self.switch_s), self.delay_s)
+        new_tgt = target_of(setpoint_a)
+        now_tgt = target_of(self.pilot_a)
+        i = self.current_a
+        down = changed & (new_tgt < i - SETTLED_A)
+        ramping_down = ~changed & (now_tgt < i - SETTLED_A) & ~np.isfinite(self.queue_t[:, 0])
+        hold = -np.inf
         if np.count_nonzero(down):
-            hold = np.maximum.reduce((start + (i_a - new_target_a) / ramp_a_per_s)[down])
-            start = np.where(changed & (new_target_a > i_a + SETTLED_A), np.maximum(start, hold), start)
-    elif gated:
-        d, area_a, i_a, start = 0.0, 0.0, i0_a, gate_s
-    else:  # nothing new, nothing waiting: every connector just moves toward its target
-        area, end = ramp_toward(i0_a, new_target_a, ramp_a_per_s, period_s)
-        return area / period_s, end, gate_s
-    begin = np.minimum(start, period_s)
-    area_b, end = ramp_toward(i_a, new_target_a, ramp_a_per_s, period_s - begin)
-    area_b += i_a * (begin - d)
-    return (area_a + area_b) / period_s, end, np.maximum(start - period_s, 0.0)
+            hold = float(np.max((eff + (i - new_tgt) / self.ramp)[down]))
+        if np.count_nonzero(ramping_down):
+            hold = max(hold, float(np.max((t0_s + (i - now_tgt) / self.ramp)[ramping_down])))
+        up = changed & (new_tgt > i + SETTLED_A)
+        eff = np.where(up, np.maximum(eff, hold), eff)
+        # in order: never before a set-point sent earlier
+        last = np.max(np.where(np.isfinite(self.queue_t), self.queue_t, -np.inf), axis=1)
+        eff = np.maximum(eff, last)
+        c = np.flatnonzero(changed)
+        slot = np.minimum(np.isfinite(self.queue_t[c]).sum(axis=1), QUEUE - 1)  # full: replace the last
+        self.queue_t[c, slot] = eff[c]
+        self.queue_a[c, slot] = setpoint_a[c]
+        self.sent_a = np.where(changed, setpoint_a, self.sent_a)
+        self.queued = True
+
+    def advance(
+        self, t0_s: float, period_s: float, target_of: Callable[[np.ndarray], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run the chargers from ``t0_s`` for ``period_s``: the average current over the step
+        and the current at its end [A]."""
+        end_s = t0_s + period_s
+        if not self.queued:  # nothing waiting: every connector just moves toward its target
+            area, end = ramp_toward(self.current_a, target_of(self.pilot_a), self.ramp, period_s)
+            self.current_a = end
+            return area / period_s, end
+        area = np.zeros_like(self.current_a)
+        cur, t = self.current_a, np.full(len(self.current_a), t0_s)
+        due = self.queue_t < end_s
+        for j in range(QUEUE):
+            if not due[:, j].any():
+                break
+            seg_end = np.where(due[:, j], np.maximum(self.queue_t[:, j], t0_s), end_s)
+            a, cur = ramp_toward(cur, target_of(self.pilot_a), self.ramp, seg_end - t)
+            area += a
+            t = seg_end
+            self.pilot_a = np.where(due[:, j], self.queue_a[:, j], self.pilot_a)
+        a, cur = ramp_toward(cur, target_of(self.pilot_a), self.ramp, end_s - t)
+        area += a
+        self.current_a = cur
+        if due.any():  # drop what took effect; the rest moves up
+            keep = ~due
+            order = np.argsort(~keep, axis=1, kind="stable")
+            self.queue_t = np.take_along_axis(np.where(keep, self.queue_t, np.inf), order, axis=1)
+            self.queue_a = np.take_along_axis(np.where(keep, self.queue_a, 0.0), order, axis=1)
+            self.queued = bool(np.isfinite(self.queue_t[:, 0]).any())
+        return area / period_s, cur
 
 
 def taper_limit_a(soc: np.ndarray, max_a: np.ndarray, taper_soc: float) -> np.ndarray:

@@ -3,13 +3,27 @@
 Time series columns (one row per step, timestamps in the scenario's zone):
 
 - ``l1_a, l2_a, l3_a``: current at the grid connection on each phase, EVs settled at the
-  end of the step plus the base load [A]: the quantity held under ``limit_a``;
-- ``ev_l1_a`` .. : the EVs' share of it; ``base_l1_a`` ..: building minus PV;
-- ``limit_a``: the connection limit per phase [A];
+  end of the step plus the base load at the step's start [A]: the quantity held under
+  ``limit_a`` (magnitudes of phasor sums where line-to-line EVSEs load a phase);
+- ``ev_l1_a`` .. : the EVs' part; ``base_l1_a`` ..: building minus PV;
+- ``unbalance_a``: the largest difference between the three phase currents [A];
+- ``limit_a``: the connection limit per phase as it is; ``limit_seen_a``: as the controller
+  saw it (announced) [A];
 - ``site_power_kw``, ``ev_power_kw``, ``building_power_kw``, ``pv_power_kw``: averages
   over the step [kW];
 - ``plugged``, ``charging``: counts of connectors;
-- ``<connector>_current_a``: each connector's average per-phase current over the step [A].
+- ``<connector>_current_a``: each connector's average per-conductor current over the step
+  [A]; ``<connector>_phases``: the grid phases it drew on (``"L2"``, ``"L1L2L3"``, ``"L1-L2"``
+  for a line-to-line EVSE, ``""`` when not drawing), so per-phase currents and energies can be
+  re-checked from the outputs alone (energy per step = current x conductors x voltage x step).
+
+What is over a limit, honestly: the physics apply the actual series. A row is *over* when
+its settled current (EVs at the end of the step) plus the actual base load exceeds its
+actual limit; where a series changes inside a step, each part of the step is checked with
+the values then (``limit_violation_s`` counts the time). The currents while chargers respond
+are reported as the ``transient_*`` KPIs. The controller's own promise, that its set-points
+keep every row within the limits and base load *it was shown*, is an invariant checked after
+every run.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ from evflex.units import CURRENT_TOL_A, J_PER_KWH, N_PHASES, PHASE_NAMES
 
 if TYPE_CHECKING:
     from evflex.sim.scenario import Scenario
+    from evflex.sim.sensing import SiteSeries
 
 #: A session counts as fully served when less than this is left unmet [kWh].
 FULLY_SERVED_TOL_KWH = 0.01
@@ -43,33 +58,54 @@ class RunRecord:
     """Arrays written by the simulation loop (N steps, n connectors)."""
 
     times_s: np.ndarray
-    base_a: np.ndarray  # (N, 3) building minus PV
-    building_a: np.ndarray  # (N, 3)
-    pv_kw: np.ndarray  # (N,)
-    limit_a: np.ndarray  # (N,) connection limit
+    building_a: np.ndarray  # (N, 3) at the step start
+    pv_a: np.ndarray  # (N, 3) generation positive
+    limit_a: np.ndarray  # (N,) connection limit, actual, at the step start
+    base_seen_a: np.ndarray  # (N, 3) base load as the controller saw it
+    limit_seen_a: np.ndarray  # (N,) connection limit as the controller saw it
     setpoint_a: np.ndarray  # (N, n) float32
     current_a: np.ndarray  # (N, n) float32, average over the step
     end_a: np.ndarray  # (N, n) float32, settled at the end of the step
-    drawn: np.ndarray  # (N, n) int8, phases drawn
-    active: np.ndarray  # (N,) bool: the controller ran
+    drawn: np.ndarray  # (N, n) int8, conductors drawn
+    active: np.ndarray  # (N,) bool: an EV wanted energy
+    called: np.ndarray  # (N,) bool: the controller was called
     wall_s: float = 0.0
     sessions: dict = field(default_factory=dict)
 
+    @property
+    def base_a(self) -> np.ndarray:
+        """(N, 3) building minus PV [A]."""
+        return self.building_a - self.pv_a
+
     @classmethod
-    def allocate(cls, N, n, times, base, building, pv_kw, limit) -> RunRecord:
-        f32 = lambda: np.zeros((N, n), dtype=np.float32)  # noqa: E731
+    def allocate(
+        cls, N: int, n: int, times: np.ndarray, actual: SiteSeries, base_seen: np.ndarray, limit_seen: np.ndarray
+    ) -> RunRecord:
+        f32 = lambda: np.zeros((N, n), dtype=np.float32)
         return cls(
             times_s=times,
-            base_a=base,
-            building_a=building,
-            pv_kw=pv_kw,
-            limit_a=limit,
+            building_a=actual.building_a,
+            pv_a=actual.pv_a,
+            limit_a=actual.limit_a,
+            base_seen_a=base_seen,
+            limit_seen_a=limit_seen,
             setpoint_a=f32(),
             current_a=f32(),
             end_a=f32(),
             drawn=np.zeros((N, n), dtype=np.int8),
             active=np.zeros(N, dtype=bool),
+            called=np.zeros(N, dtype=bool),
         )
+
+    def store(
+        self, k: int, setpoint_a: np.ndarray, avg_a: np.ndarray, end_a: np.ndarray, drawn: np.ndarray, called: bool
+    ) -> None:
+        self.setpoint_a[k] = setpoint_a
+        self.current_a[k] = avg_a
+        self.end_a[k] = end_a
+        self.drawn[k] = drawn
+        self.active[k] = True
+        self.called[k] = called
 
 
 @dataclass
@@ -77,10 +113,14 @@ class Derived:
     """Bulk quantities computed from a :class:`RunRecord` after the run."""
 
     session_at: np.ndarray  # (N, n) int32: session on each connector, -1 none
-    row_end_a: np.ndarray  # (N, m) EV current through each row, settled at the end of the step
-    row_start_a: np.ndarray  # (N, m) ... at the start of the step (before the response)
-    row_cmd_a: np.ndarray  # (N, m) set-points through the physical incidence
-    ev_phase_avg_a: np.ndarray  # (N, 3) average EV current per phase
+    ev_end_a: np.ndarray  # (N, m) EV current through each row, settled at the end of the step
+    row_end_a: np.ndarray  # (N, m) ... plus the base load (the row's total)
+    row_start_a: np.ndarray  # (N, m) total at the start of the step (before the response)
+    row_cmd_a: np.ndarray  # (N, m) set-points through the physical phases, plus the base load seen
+    ev_start_a: np.ndarray  # (N, m) EV part at the start of the step
+    ev_phase_avg_a: np.ndarray  # (N, 3) average EV current at the connection, per phase
+    ev_kw: np.ndarray  # (N,) average EV power
+    ev_energy_by_phase_kwh: np.ndarray  # (3,)
     starts: np.ndarray  # (sessions,) switch-ons per session
     phase_switches: np.ndarray  # (sessions,) changes of the number of phases used
     first_s: np.ndarray  # (sessions,) first step with current [POSIX s]
@@ -88,21 +128,7 @@ class Derived:
     bad_setpoint_example: str
 
 
-def _phase_masks(drawn: np.ndarray, topo: Topology) -> list[np.ndarray]:
-    """For each grid phase, the (N, n) mask of connectors loading it."""
-    masks = []
-    for p in range(N_PHASES):
-        mk = np.zeros(drawn.shape, dtype=bool)
-        for j in range(N_PHASES):
-            on_p = topo.phase_map[:, j] == p
-            if on_p.any():
-                mk |= (drawn > j) & on_p
-        masks.append(mk)
-    return masks
-
-
-def derive(rec: RunRecord, topo: Topology) -> Derived:
-    """Row loads, per-phase currents, switch-ons and set-point checks, in bulk."""
+def _session_at(rec: RunRecord) -> np.ndarray:
     s = rec.sessions
     S = s["table"]
     N, n = rec.setpoint_a.shape
@@ -111,24 +137,42 @@ def derive(rec: RunRecord, topo: Topology) -> Derived:
         a, b = s["arr_step"][j], s["dep_step"][j]
         if b > a:
             session_at[a:b, S.connector[j]] = j
+    return session_at
+
+
+def _energy_by_phase(rec: RunRecord, topo: Topology, dt: float) -> np.ndarray:
+    """EV energy per grid phase [kWh]: each connector's energy shared equally by the phases
+    its current flows through (a line-to-line EVSE: half on each)."""
+    out = np.zeros(N_PHASES)
+    kwh = rec.current_a.astype(np.float64) * rec.drawn * (topo.voltage_v * dt / J_PER_KWH)
+    for d in np.unique(rec.drawn):
+        if d <= 0:
+            continue
+        inc = topo.incidence(np.full(topo.n, d))
+        share = inc / np.maximum(inc.sum(axis=1, keepdims=True), 1.0)
+        out += (np.where(rec.drawn == d, kwh, 0.0).sum(axis=0)) @ share
+    return out
+
+
+def derive(rec: RunRecord, topo: Topology, period_s: float) -> Derived:
+    """Row loads, per-phase currents, switch-ons and set-point checks, in bulk."""
+    s = rec.sessions
+    S = s["table"]
+    N, n = rec.setpoint_a.shape
+    session_at = _session_at(rec)
     same = np.zeros((N, n), dtype=bool)
     same[1:] = (session_at[1:] == session_at[:-1]) & (session_at[1:] >= 0)
     start = np.zeros((N, n), dtype=np.float64)
     start[1:] = rec.end_a[:-1]
     start *= same
     start[1:] *= rec.drawn[1:] == rec.drawn[:-1]  # a phase switch pauses the charge
-    masks = _phase_masks(rec.drawn, topo)
-    m = topo.m
-    rows = {"end": np.zeros((N, m)), "start": np.zeros((N, m)), "cmd": np.zeros((N, m))}
-    ev_phase_avg = np.zeros((N, N_PHASES))
-    srcs = {"end": rec.end_a, "start": start, "cmd": rec.setpoint_a}
-    for p in range(N_PHASES):
-        rp = topo.row_phase == p
-        mem = topo.row_members[rp].T.astype(np.float64)
-        for name, x in srcs.items():
-            if rp.any():
-                rows[name][:, rp] = (x * masks[p]) @ mem
-        ev_phase_avg[:, p] = (rec.current_a * masks[p]).sum(axis=1, dtype=np.float64)
+    loads = topo.row_loads_over_time
+    base = rec.base_a
+    ev_end = loads(rec.end_a, rec.drawn)
+    ev_start = loads(start, rec.drawn)
+    conn = topo.connection_rows
+    ev_avg_conn = loads(rec.current_a, rec.drawn)[:, conn]
+    ev_kw = (rec.current_a.astype(np.float64) * rec.drawn) @ topo.voltage_v / 1000.0
     sp = rec.setpoint_a
     plugged = session_at >= 0
     known = (
@@ -156,16 +200,75 @@ def derive(rec: RunRecord, topo: Topology) -> Derived:
     phase_switches = np.bincount(session_at[switch], minlength=len(S)) if len(S) else np.zeros(0, dtype=np.int64)
     return Derived(
         session_at=session_at,
-        row_end_a=rows["end"],
-        row_start_a=rows["start"],
-        row_cmd_a=rows["cmd"],
-        ev_phase_avg_a=ev_phase_avg,
+        ev_end_a=ev_end,
+        row_end_a=loads(rec.end_a, rec.drawn, base),
+        row_start_a=loads(start, rec.drawn, base),
+        row_cmd_a=loads(sp, rec.drawn, rec.base_seen_a),
+        ev_start_a=ev_start,
+        ev_phase_avg_a=np.abs(ev_avg_conn),
+        ev_kw=ev_kw,
+        ev_energy_by_phase_kwh=_energy_by_phase(rec, topo, period_s),
         starts=starts,
         phase_switches=phase_switches,
         first_s=first_s,
         bad_setpoints=int(bad.any(axis=1).sum()),
         bad_setpoint_example=example,
     )
+
+
+def _phase_labels(topo: Topology, c: int, drawn: np.ndarray) -> pd.Categorical[str]:
+    """The grid phases connector ``c`` drew on at each step, as text ("" when not drawing)."""
+    if topo.line_to_line[c]:
+        a, b = topo.phase_map[c, :2]
+        labels = ["", f"{PHASE_NAMES[a]}-{PHASE_NAMES[b]}"]
+    else:
+        labels = [""] + ["".join(PHASE_NAMES[q] for q in topo.phase_map[c, :k]) for k in range(1, N_PHASES + 1)]
+    codes = np.clip(drawn.astype(np.int64), 0, len(labels) - 1)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(labels))
+
+
+def _over_limit_s(result: SimulationResult) -> np.ndarray:
+    """See :meth:`SimulationResult.over_limit_s`."""
+    from evflex.sim.sensing import change_points, per_phase
+
+    r, topo, sc = result.record, result.topology, result.scenario
+    dt = result.period_s
+    viol = result.violations("end").any(axis=1)
+    over = np.where(viol, dt, 0.0)
+    pts = change_points(r.times_s, dt, sc.base_load, sc.pv, sc.connection_limit)
+    if not pts.size:
+        return over
+    d = result.derived
+    ks = np.floor((pts - r.times_s[0]) / dt + 1e-9).astype(np.int64)
+    lim_static = topo.row_limit_a
+    for k in np.unique(ks):
+        if not r.active[k]:
+            continue
+        cuts = np.concatenate([[r.times_s[k]], pts[ks == k], [r.times_s[k] + dt]])
+        starts = cuts[:-1]
+        base = per_phase(sc.base_load, starts) - per_phase(sc.pv, starts)
+        limit = (
+            sc.connection_limit.sample(starts)
+            if sc.connection_limit is not None
+            else np.full(len(starts), sc.site.phase_limit_a)
+        )
+        total = 0.0
+        ev = d.ev_end_a[k]
+        for j in range(len(starts)):
+            rows = topo.row_loads(r.end_a[k].astype(np.float64), r.drawn[k], base[j])
+            lim = lim_static.copy()
+            lim[topo.connection_rows] = limit[j]
+            if np.any((rows > lim + RECORD_TOL_A) & (np.abs(ev) > RECORD_TOL_A)):
+                total += cuts[j + 1] - cuts[j]
+        over[k] = total
+    return over
+
+
+def _no_room(result: SimulationResult) -> bool:
+    from evflex.sim.sensing import SiteSeries, no_ev_can_charge
+
+    r = result.record
+    return no_ev_can_charge(result.topology, SiteSeries(r.times_s, r.building_a, r.pv_a, r.limit_a))
 
 
 class SimulationResult:
@@ -180,12 +283,13 @@ class SimulationResult:
         self._kpis: dict | None = None
         self._ts: pd.DataFrame | None = None
         self._sessions: pd.DataFrame | None = None
+        self._over_s: np.ndarray | None = None
 
     # ------------------------------------------------------------ derived arrays
     @property
     def derived(self) -> Derived:
         if self._derived is None:
-            self._derived = derive(self.record, self.topology)
+            self._derived = derive(self.record, self.topology, self.period_s)
         return self._derived
 
     @property
@@ -193,21 +297,44 @@ class SimulationResult:
         return float(self.scenario.simulation.period_s)
 
     def row_totals(self, which: str = "end") -> np.ndarray:
-        """(N, m) current through every row including the base load where it flows [A]."""
-        r, d = self.record, self.derived
-        ev = {"end": d.row_end_a, "start": d.row_start_a, "cmd": d.row_cmd_a}[which]
-        return ev + np.where(self.topology.row_base, r.base_a[:, self.topology.row_phase], 0.0)
+        """(N, m) current through every row including the base load where it flows [A]:
+        ``end`` settled, ``start`` before the chargers respond (both with the actual base
+        load), ``cmd`` the set-points with the base load the controller saw."""
+        d = self.derived
+        return {"end": d.row_end_a, "start": d.row_start_a, "cmd": d.row_cmd_a}[which]
 
-    def row_limits(self) -> np.ndarray:
-        """(N, m) limit of every row at every step [A]."""
+    def row_limits(self, seen: bool = False) -> np.ndarray:
+        """(N, m) limit of every row at every step [A], as it was or (``seen``) as announced."""
         lim = np.broadcast_to(self.topology.row_limit_a, (len(self.record.times_s), self.topology.m)).copy()
-        lim[:, self.topology.connection_rows] = self.record.limit_a[:, None]
+        conn = self.record.limit_seen_a if seen else self.record.limit_a
+        lim[:, self.topology.connection_rows] = conn[:, None]
         return lim
 
     def violations(self, which: str = "end") -> np.ndarray:
-        """(N, m) bool: the row was over its limit while EVs loaded it."""
-        ev = {"end": self.derived.row_end_a, "cmd": self.derived.row_cmd_a}[which]
-        return (self.row_totals(which) > self.row_limits() + RECORD_TOL_A) & (ev > RECORD_TOL_A)
+        """(N, m) bool: the row was over its limit while EVs loaded it (``cmd``: the
+        set-points against the limits and base load the controller was shown; a row already
+        over without the EVs must not be made worse)."""
+        d = self.derived
+        if which == "cmd":
+            lim = self.row_limits(seen=True)
+            base_only = self.topology.row_loads_over_time(
+                np.zeros_like(self.record.setpoint_a), self.record.drawn, self.record.base_seen_a
+            )
+            lim = np.maximum(lim, base_only)
+            ev = self.topology.row_loads_over_time(self.record.setpoint_a, self.record.drawn)
+            return (d.row_cmd_a > lim + RECORD_TOL_A) & (np.abs(ev) > RECORD_TOL_A)
+        return (d.row_end_a > self.row_limits() + RECORD_TOL_A) & (np.abs(d.ev_end_a) > RECORD_TOL_A)
+
+    def unbalance(self, which: str = "end") -> np.ndarray:
+        """(N,) largest difference between the connection's phase currents [A]."""
+        return self.topology.unbalance(self.row_totals(which))
+
+    def over_limit_s(self) -> np.ndarray:
+        """(N,) time within each step that some row loaded by EVs was over its actual limit
+        (settled EV currents; the actual base load and limit of each part of the step) [s]."""
+        if self._over_s is None:
+            self._over_s = _over_limit_s(self)
+        return self._over_s
 
     # ------------------------------------------------------------ tables
     @property
@@ -223,26 +350,32 @@ class SimulationResult:
         idx.name = "timestamp"
         conn = topo.connection_rows
         d = self.derived
-        ev_end = d.row_end_a[:, conn]
+        tot, ev = d.row_end_a[:, conn], d.ev_end_a[:, conn]
+        base = r.base_a
         cols: dict[str, np.ndarray] = {}
         for p, name in enumerate(PHASE_NAMES):
-            cols[f"{name.lower()}_a"] = ev_end[:, p] + r.base_a[:, p]
+            cols[f"{name.lower()}_a"] = tot[:, p]
         for p, name in enumerate(PHASE_NAMES):
-            cols[f"ev_{name.lower()}_a"] = ev_end[:, p]
+            cols[f"ev_{name.lower()}_a"] = ev[:, p]
         for p, name in enumerate(PHASE_NAMES):
-            cols[f"base_{name.lower()}_a"] = r.base_a[:, p]
+            cols[f"base_{name.lower()}_a"] = base[:, p]
+        cols["unbalance_a"] = topo.unbalance(d.row_end_a)
         cols["limit_a"] = r.limit_a
-        ev_kw = d.ev_phase_avg_a.sum(axis=1) * V / 1000.0
+        cols["limit_seen_a"] = r.limit_seen_a
         building_kw = r.building_a.sum(axis=1) * V / 1000.0
-        cols["site_power_kw"] = ev_kw + building_kw - r.pv_kw
-        cols["ev_power_kw"] = ev_kw
+        pv_kw = r.pv_a.sum(axis=1) * V / 1000.0
+        cols["site_power_kw"] = d.ev_kw + building_kw - pv_kw
+        cols["ev_power_kw"] = d.ev_kw
         cols["building_power_kw"] = building_kw
-        cols["pv_power_kw"] = r.pv_kw
+        cols["pv_power_kw"] = pv_kw
         cols["plugged"] = (d.session_at >= 0).sum(axis=1)
         cols["charging"] = (r.current_a > 0).sum(axis=1)
         df = pd.DataFrame(cols, index=idx)
         cur = pd.DataFrame(r.current_a, index=idx, columns=[f"{c}_current_a" for c in topo.connector_ids])
-        return pd.concat([df, cur], axis=1)
+        phases = pd.DataFrame(
+            {f"{c}_phases": _phase_labels(topo, k, r.drawn[:, k]) for k, c in enumerate(topo.connector_ids)}, index=idx
+        )
+        return pd.concat([df, cur, phases], axis=1)
 
     @property
     def sessions(self) -> pd.DataFrame:
@@ -301,18 +434,20 @@ class SimulationResult:
         ns = len(req)
         unmet = np.maximum(req - got, 0.0)
         conn = topo.connection_rows
-        phase_tot = self.row_totals("end")[:, conn]
+        phase_tot = d.row_end_a[:, conn]
         lim = r.limit_a
-        viol = self.violations("end").any(axis=1)
+        over_s = self.over_limit_s()
         base_over = np.any(r.base_a > lim[:, None] + CURRENT_TOL_A, axis=1)
-        start_tot = self.row_totals("start")
-        over_t = np.maximum(np.maximum(start_tot, self.row_totals("end")) - self.row_limits(), 0.0)
-        over_t = np.where(np.maximum(d.row_start_a, d.row_end_a) > CURRENT_TOL_A, over_t, 0.0)
-        ev_kw = d.ev_phase_avg_a.sum(axis=1) * V / 1000.0
-        site_kw = ev_kw + r.building_a.sum(axis=1) * V / 1000.0 - r.pv_kw
+        limits = self.row_limits()
+        loaded = np.maximum(np.abs(d.ev_start_a), np.abs(d.ev_end_a)) > CURRENT_TOL_A
+        over_t = np.where(loaded, np.maximum(np.maximum(d.row_start_a, d.row_end_a) - limits, 0.0), 0.0)
+        ev_kw = d.ev_kw
+        site_kw = ev_kw + (r.building_a.sum(axis=1) - r.pv_a.sum(axis=1)) * V / 1000.0
         total_req = float(req.sum())
-        sessions_df = self.sessions[whole]
-        first_wait = sessions_df["wait_min"].to_numpy(dtype=float)
+        first_wait = self.sessions[whole]["wait_min"].to_numpy(dtype=float)
+        unbalance = topo.unbalance(d.row_end_a)
+        U = topo.max_unbalance_a
+        ev_on = (r.current_a > 0).any(axis=1)
         k = {
             "strategy": self.strategy.value,
             "sessions": int(ns),
@@ -327,30 +462,47 @@ class SimulationResult:
             "peak_site_kw": float(site_kw.max()) if len(site_kw) else 0.0,
             "peak_ev_kw": float(ev_kw.max()) if len(ev_kw) else 0.0,
             "max_phase_current_a": float(phase_tot.max()) if len(phase_tot) else 0.0,
-            "grid_limit_a": float(lim.min()) if len(lim) else float(topo.row_limit_a[0]),
-            "limit_violation_steps": int(viol.sum()),
+            "grid_limit_a": self._lowest_limit_a(),
+            "limit_violation_steps": int(np.count_nonzero(over_s)),
+            "limit_violation_s": float(over_s.sum()),
             "max_overload_a": float(
-                np.max(
-                    np.maximum(self.row_totals("end") - self.row_limits(), 0.0) * (d.row_end_a > CURRENT_TOL_A),
-                    initial=0.0,
-                )
+                np.max(np.maximum(d.row_end_a - limits, 0.0) * (np.abs(d.ev_end_a) > CURRENT_TOL_A), initial=0.0)
             ),
             "transient_overshoot_max_a": float(over_t.max(initial=0.0)),
             "transient_overshoot_steps": int(np.any(over_t > CURRENT_TOL_A, axis=1).sum()),
             "base_load_over_limit_steps": int(base_over.sum()),
-            "phase_unbalance_max_a": float((phase_tot.max(axis=1) - phase_tot.min(axis=1)).max())
-            if len(phase_tot)
-            else 0.0,
-            "ev_energy_by_phase_kwh": [float(x) for x in d.ev_phase_avg_a.sum(axis=0) * V * dt / J_PER_KWH],
+            "no_ev_can_charge": bool(_no_room(self)),
+            "phase_unbalance_max_a": float(unbalance.max(initial=0.0)),
+            "max_unbalance_a": U,
+            "unbalance_violation_steps": int(np.count_nonzero((unbalance > U + RECORD_TOL_A) & ev_on))
+            if U is not None
+            else 0,
+            "ev_energy_by_phase_kwh": [float(x) for x in d.ev_energy_by_phase_kwh],
             "switch_ons_per_session_mean": float(d.starts[whole].mean()) if ns else 0.0,
             "switch_ons_per_session_max": int(d.starts[whole].max()) if ns else 0,
             "phase_switches": int(d.phase_switches.sum()),
+            "phase_switches_per_session_mean": float(d.phase_switches[whole].mean()) if ns else 0.0,
+            "phase_switches_per_session_max": int(d.phase_switches[whole].max()) if ns else 0,
             "wait_to_first_charge_max_min": float(np.nanmax(first_wait)) if np.isfinite(first_wait).any() else 0.0,
             "sessions_never_charged": int(np.sum((got <= 0) & (req > 0))),
+            "metering_delay_s": float(self.scenario.simulation.metering_delay_s),
             "active_steps": int(r.active.sum()),
+            "controller_calls": int(r.called.sum()),
             "sim_wall_s": float(r.wall_s),
         }
         return k
+
+    def _lowest_limit_a(self) -> float:
+        """The lowest connection limit at any time of the window, inside steps too [A]."""
+        r, ser = self.record, self.scenario.connection_limit
+        if not len(r.times_s):
+            return float(self.topology.row_limit_a[0])
+        if ser is None:
+            return float(r.limit_a.min())
+        end = r.times_s[-1] + self.period_s
+        nxt = np.append(ser.times_s[1:], np.inf)
+        inside = (nxt > r.times_s[0]) & (ser.times_s < end)
+        return float(ser.values[inside].min()) if inside.any() else float(r.limit_a.min())
 
     # ------------------------------------------------------------ checks
     def check_invariants(self, raise_on_error: bool = False) -> list[str]:
@@ -359,23 +511,24 @@ class SimulationResult:
         Always: energy equals the integral of power per session and for the site; no session
         gets more than its request (or battery room); set-points are 0 or within
         [min, min(charger, EV) max]. For controlled strategies also: the set-points keep
-        every constraint row within its limit. (Physical currents lag set-points while
-        chargers respond; that lag is measured by the ``limit_violation_steps`` and
-        ``transient_*`` KPIs, not raised: with chargers that settle within a step, the
-        settled currents are within the limits whenever the set-points are.)
+        every constraint row within its limit and the unbalance within its limit, as the
+        controller was shown them (a row or an unbalance already over without the EVs must
+        not be made worse). (Physical currents lag set-points while chargers respond, and
+        the actual base load and limits may differ from what the controller saw: that is
+        measured by the ``limit_violation_*`` and ``transient_*`` KPIs, not raised.)
         """
         r, topo, s, d = self.record, self.topology, self.record.sessions, self.derived
-        V, dt = topo.voltage_ln_v, self.period_s
+        dt = self.period_s
         problems = []
         S = s["table"]
         delivered, request = s["delivered"], s["request"]
         # energy = integral of power, per session
         integ = np.zeros(len(S))
-        cur, drawn = r.current_a.astype(np.float64), r.drawn.astype(np.float64)
+        kwh = r.current_a.astype(np.float64) * r.drawn * (topo.voltage_v * dt / J_PER_KWH)
         for j in range(len(S)):
             a, b, c = s["arr_step"][j], s["dep_step"][j], S.connector[j]
             if b > a:
-                integ[j] = float(np.dot(cur[a:b, c], drawn[a:b, c])) * V * dt / J_PER_KWH
+                integ[j] = float(kwh[a:b, c].sum())
         bad = np.abs(integ - delivered) > ENERGY_BALANCE_RTOL * np.maximum(delivered, 1.0)
         if bad.any():
             j = int(np.argmax(bad))
@@ -383,7 +536,7 @@ class SimulationResult:
                 f"energy balance: session {S.session_id[j]} delivered {delivered[j]:.6f} kWh, "
                 f"integral of its current {integ[j]:.6f} kWh"
             )
-        site_e = float(d.ev_phase_avg_a.sum()) * V * dt / J_PER_KWH
+        site_e = float(d.ev_energy_by_phase_kwh.sum())
         if abs(site_e - delivered.sum()) > ENERGY_BALANCE_RTOL * max(delivered.sum(), 1.0):
             problems.append(f"energy balance: site EV energy {site_e:.6f} kWh != sessions {delivered.sum():.6f} kWh")
         over = delivered > request + 1e-6
@@ -393,15 +546,33 @@ class SimulationResult:
         if d.bad_setpoints:
             problems.append(f"set-point out of range at {d.bad_setpoints} step(s), first {d.bad_setpoint_example}")
         if self.strategy is not Strategy.UNCONTROLLED:
-            v = self.violations("cmd")
-            if v.any():
-                kk, rr = np.argwhere(v)[0]
-                problems.append(
-                    f"limit: set-points put row {topo.row_ids[rr]} at {self.row_totals('cmd')[kk, rr]:.3f} A > "
-                    f"{self.row_limits()[kk, rr]:.3f} A at step {kk}, {int(v.any(axis=1).sum())} step(s)"
-                )
+            problems += self._controller_promise()
         if problems and raise_on_error:
             raise InvariantError("; ".join(problems))
+        return problems
+
+    def _controller_promise(self) -> list[str]:
+        """The set-points within every limit (and the unbalance limit) the controller was shown."""
+        r, topo, d = self.record, self.topology, self.derived
+        problems = []
+        v = self.violations("cmd")
+        if v.any():
+            kk, rr = np.argwhere(v)[0]
+            problems.append(
+                f"limit: set-points put row {topo.row_ids[rr]} at {d.row_cmd_a[kk, rr]:.3f} A > "
+                f"{self.row_limits(seen=True)[kk, rr]:.3f} A at step {kk}, {int(v.any(axis=1).sum())} step(s)"
+            )
+        U = topo.max_unbalance_a
+        if U is not None:
+            base_only = topo.unbalance(topo.row_loads_over_time(np.zeros_like(r.setpoint_a), r.drawn, r.base_seen_a))
+            unb = topo.unbalance(d.row_cmd_a)
+            bad = (unb > np.maximum(U, base_only) + RECORD_TOL_A) & (r.setpoint_a > 0).any(axis=1)
+            if bad.any():
+                kk = int(np.argmax(bad))
+                problems.append(
+                    f"unbalance: set-points put the connection at {unb[kk]:.3f} A between phases > "
+                    f"{U:g} A at step {kk}, {int(bad.sum())} step(s)"
+                )
         return problems
 
     # ------------------------------------------------------------ output

@@ -35,6 +35,9 @@ class SimulationConfig:
         State of charge where the CC-CV taper starts [0-1].
     timezone : tzinfo
         Zone used for local times in outputs and generated behaviour.
+    metering_delay_s : float
+        Age of the measurements a controller sees: the meters' readings (connectors, base
+        load) at a control step are those of the last step boundary at least this long ago [s].
     """
 
     start: datetime
@@ -45,6 +48,7 @@ class SimulationConfig:
     ev_limits_known: bool = False
     taper_soc: float = DEFAULT_TAPER_SOC
     timezone: tzinfo | None = None
+    metering_delay_s: float = 0.0
 
     @property
     def tz(self) -> tzinfo:
@@ -70,8 +74,9 @@ class Scenario:
     """A site, its sessions, its series and how to simulate them.
 
     ``base_load`` holds per-phase currents (k, 3) [A] of the building; ``pv`` the PV output
-    (k,) [kW, generation positive]; ``connection_limit`` a time-varying per-phase limit
-    (k,) [A] replacing the static one where given.
+    per phase (k, 3) [A, generation positive]; ``connection_limit`` a time-varying per-phase
+    limit (k,) [A] replacing the static one where given (values may carry when they were
+    announced: ``known_from_s``).
     """
 
     site: Site

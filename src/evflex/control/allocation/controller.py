@@ -59,6 +59,10 @@ class ControllerParams:
         Assumed stay when the departure is unknown [s].
     default_energy_kwh : float
         Assumed remaining energy when the request is unknown [kWh].
+    phase_switch_dwell_s : float
+        A phase-switching charger keeps a mode (one or three phases) at least this long [s].
+    max_phase_switches : int
+        Most switches between one and three phases in one session.
     """
 
     learn_ev_limits: bool = True
@@ -69,6 +73,8 @@ class ControllerParams:
     reprobe_s: float = 900.0
     default_stay_s: float = 8 * 3600.0
     default_energy_kwh: float = 20.0
+    phase_switch_dwell_s: float = 900.0
+    max_phase_switches: int = 4
 
 
 class AllocationController:

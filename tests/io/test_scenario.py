@@ -178,3 +178,53 @@ def test_an_activation_delay_longer_than_the_step_is_accepted(tmp_path):
     text = GOOD.replace('phase_rotation = "cyclic"', 'phase_rotation = "cyclic"\nactivation_delay_s = 90.0')
     sc = read_scenario(write(tmp_path, text))
     assert sc.site.chargers[0].response.activation_delay_s == 90.0
+
+
+def test_line_to_line_site_with_transformer(tmp_path):
+    from evflex.model import compile_topology
+
+    text = """
+    [site]
+    name = "us"
+    voltage_ln_v = 120.0
+    transformer_kw = 75.0
+    transformer_primary_ll_v = 480.0
+    max_unbalance_a = 20.0
+
+    [[chargers]]
+    ids = ["CA-1", "CA-2"]
+    connection = "L1-L2"
+    max_current_a = 32.0
+
+    [[chargers]]
+    id = "CA-3"
+    connection = "L3-L1"
+
+    [sessions]
+    file = "sessions.csv"
+
+    [simulation]
+    start = "2026-03-02T00:00:00+01:00"
+    days = 1
+    """
+    sessions = (
+        "session_id,connector_id,arrival,departure,energy_kwh\n"
+        "a,CA-2-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12\n"
+    )
+    sc = read_scenario(write(tmp_path, text, sessions=sessions))
+    assert [c.connection for c in sc.site.chargers] == ["L1-L2", "L1-L2", "L3-L1"]
+    assert all(c.phases == 1 for c in sc.site.chargers)
+    t = compile_topology(sc.site)
+    assert t.connector_ids == ("CA-1-1", "CA-2-1", "CA-3-1")
+    assert t.row_limit_a[0] == pytest.approx(75e3 / 3 / 120) and t.max_unbalance_a == 20.0
+    assert "primary:L1" in t.row_ids
+
+
+def test_line_to_line_keys_are_checked(tmp_path):
+    text = GOOD.replace('phase_rotation = "cyclic"', 'phase_rotation = "cyclic"\nconnection = "L1-L2"')
+    out = lines(tmp_path, text)
+    assert any("line-to-line charger (L1-L2) has one conductor pair: remove phase_rotation" in x for x in out), out
+    text = GOOD.replace("connection_limit_a = 32.0", "")
+    assert lines(tmp_path, text) == ["scenario.toml: site: give connection_limit_a, transformer_kw or both"]
+    text = GOOD.replace("connection_limit_a = 32.0", 'connection_limit_a = 32.0\nconnection = "L1-L3"')
+    assert any("connection" in x for x in lines(tmp_path, text))

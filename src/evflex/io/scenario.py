@@ -88,6 +88,7 @@ class SiteSpec(_Strict):
 
 class ChargerSpec(_Strict):
     id: str | None = Field(None, min_length=1)
+    ids: list[str] | None = Field(None, min_length=1)
     count: int = Field(1, ge=1, le=100_000)
     id_prefix: str = Field("C", min_length=1)
     connectors: int = Field(1, ge=1, le=64)
@@ -122,8 +123,12 @@ class ChargerSpec(_Strict):
                     raise ValueError(f"a line-to-line charger ({self.connection}) has one conductor pair: remove {key}")
         if self.min_current_a > self.max_current_a:
             raise ValueError(f"min_current_a ({self.min_current_a:g}) is above max_current_a ({self.max_current_a:g})")
-        if self.id is not None and self.count > 1:
-            raise ValueError("give 'id' for one charger or 'count' (with 'id_prefix') for several, not both")
+        if sum([self.id is not None, self.ids is not None, self.count > 1]) > 1:
+            raise ValueError(
+                "give 'id' for one charger, 'ids' for several named ones, or 'count' (with 'id_prefix'): one of them"
+            )
+        if self.ids is not None and (len(set(self.ids)) != len(self.ids) or any(not i.strip() for i in self.ids)):
+            raise ValueError("'ids' must be distinct, non-empty names")
         if self.setpoint_resolution_a > self.min_current_a:
             raise ValueError(
                 f"setpoint_resolution_a ({self.setpoint_resolution_a:g}) is above min_current_a "
@@ -382,6 +387,8 @@ def _build_site(spec: ScenarioSpec, source: str, probs: list[Problem]) -> Site:
     for c in spec.chargers:
         if c.id is not None:
             ids = [c.id]
+        elif c.ids is not None:
+            ids = list(c.ids)
         else:
             first = counters.get(c.id_prefix, 0)
             ids = [f"{c.id_prefix}{first + k + 1}" for k in range(c.count)]

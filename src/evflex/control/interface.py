@@ -94,10 +94,16 @@ class Setpoints:
     phases : (n,) int
         Number of charger conductors to use (phase switching); the charger's own count
         unless the controller switched it.
+    valid_until_s : float
+        The controller's promise: asked again before this time [POSIX s] with nothing it
+        sees changed but the clock, the energy its EVs take at these set-points (and meters
+        reading them settled), it would answer the same. A caller may then skip asking.
+        ``-inf`` (the default) promises nothing.
     """
 
     current_a: np.ndarray
     phases: np.ndarray
+    valid_until_s: float = float("-inf")
 
 
 @runtime_checkable

@@ -177,6 +177,17 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     return rec
 
 
+def _next_change(seen: _Seen) -> np.ndarray:
+    """(N,) for each step, the next step at which what the controller is shown of the site
+    (base load, limit) changes (N when it does not)."""
+    N = len(seen.limit_a)
+    if N < 2:
+        return np.full(N, N)
+    diff = np.any(seen.base_a[1:] != seen.base_a[:-1], axis=1) | (seen.limit_a[1:] != seen.limit_a[:-1])
+    at = np.append(np.flatnonzero(diff) + 1, N)
+    return at[np.searchsorted(at, np.arange(N), side="right")]
+
+
 def _switch_s(scenario: Scenario, topo: Topology) -> np.ndarray:
     """Phase-switch pause of each connector's charger [s]."""
     by_id = {ch.id: ch.response.phase_switch_s for ch in scenario.site.chargers}
@@ -211,8 +222,7 @@ class _Loop:
         self.fixed: tuple[np.ndarray, ...] = ()
         self.events = True
         self.history: list[tuple[np.ndarray, np.ndarray]] = []  # readings at past step boundaries
-        self.last: Setpoints | None = None
-        self.last_seen: tuple | None = None
+        self.next_seen_change = _next_change(seen)
 
     # ------------------------------------------------------------------ events
     def _plug_events(self, k: int) -> None:
@@ -280,12 +290,21 @@ class _Loop:
         return target_of
 
     def step(self, k: int) -> int:
-        """Simulate step ``k``; returns the next step to simulate."""
+        """Simulate step ``k`` (and the steady steps after it); returns the next step to simulate."""
         self._plug_events(k)
         busy = self.plugs.busy()
         if not np.count_nonzero(busy):
             return self._idle(k)
         sp = self.ctrl.step(self._snapshot(k))
+        end, drawn, target = self._physics(k, sp, busy)
+        skip = self._steady_steps(k, sp, busy, end, drawn, target)
+        if skip:
+            self._fast_forward(k + 1, skip, np.asarray(sp.current_a, dtype=np.float64), end, drawn, busy)
+        return k + 1 + skip
+
+    def _physics(self, k: int, sp: Setpoints, busy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Apply the set-points to the chargers for step ``k`` and book the energy; returns the
+        currents at the end of the step, the conductors drawn and what the EVs aim for."""
         sp_a = np.asarray(sp.current_a, dtype=np.float64)
         p, bank, topo = self.plugs, self.bank, self.topo
         drawn = np.minimum(p.ph, sp.phases) * p.plugged
@@ -304,8 +323,62 @@ class _Loop:
             end = np.where(frac < 1.0, 0.0, end)
             bank.current_a = end
         self.drawn_prev = drawn
+        self._remember_reading(end)
+        self.rec.store(k, sp_a, avg, end, drawn, called=True)
+        return end, drawn, target_of(bank.pilot_a)
+
+    def _remember_reading(self, end: np.ndarray) -> None:
         if self.seen.delay_steps:
             self.history.append((end.copy(), self.inc))
             del self.history[: -self.seen.delay_steps - 1]
-        self.rec.store(k, sp_a, avg, end, drawn, called=True)
-        return k + 1
+
+    # ------------------------------------------------------------------ steady stretches
+    def _steady_steps(
+        self, k: int, sp: Setpoints, busy: np.ndarray, end: np.ndarray, drawn: np.ndarray, target: np.ndarray
+    ) -> int:
+        """How many steps after ``k`` are certain to repeat step ``k`` exactly: chargers
+        settled, the controller's answer valid, nothing arriving, leaving, finishing,
+        tapering or changing in what the controller sees. 0 when that is not certain."""
+        N = len(self.rec.times_s)
+        t_next = float(self.rec.times_s[k]) + self.dt
+        if sp.valid_until_s <= t_next or k + 2 >= N or self.bank.queued:
+            return 0
+        if np.any(np.abs(end - target) > 1e-9) or self.seen.delay_steps:
+            return 0
+        p = self.plugs
+        horizon = min(N, int(self.next_seen_change[k]), p.next_event_step()) - (k + 1)
+        horizon = min(horizon, int((sp.valid_until_s - t_next) // self.dt) + 1)
+        e = end * drawn * self.kwh_per_a
+        charging = busy & (e > 0)
+        if np.count_nonzero(charging):
+            rem, ec = p.remaining[charging], e[charging]
+            horizon = min(horizon, int(np.min(np.floor(rem / ec))) - 2)  # the controller sees the last approach
+            if p.has_battery:
+                horizon = min(horizon, self._taper_horizon(charging, ec))
+        return max(horizon, 0) if horizon >= 2 else 0
+
+    def _taper_horizon(self, charging: np.ndarray, e_kwh: np.ndarray) -> int:
+        """Steps before any charging EV's battery taper would lower what it draws."""
+        p = self.plugs
+        batt = p.battery[charging]
+        finite = batt < np.inf
+        if not finite.any():
+            return 1 << 62
+        pilot = self.bank.pilot_a[charging]
+        need = np.minimum(pilot, p.evmax[charging])
+        soc_star = 1.0 - (1.0 - self.taper_soc) * need / np.maximum(p.evmax[charging], 1e-9)
+        per_step = e_kwh * p.eff[charging] / batt
+        steps = np.floor((soc_star - p.soc[charging]) / np.maximum(per_step, 1e-300)) - 1
+        return int(np.min(np.where(finite, steps, 1 << 62)))
+
+    def _fast_forward(
+        self, k0: int, count: int, sp_a: np.ndarray, end: np.ndarray, drawn: np.ndarray, busy: np.ndarray
+    ) -> None:
+        """Steps ``k0 .. k0 + count - 1`` repeat the last one: record them and book their energy."""
+        e = end * drawn * self.kwh_per_a
+        p = self.plugs
+        p.remaining -= count * e
+        p.seen_left = np.maximum(p.seen_left - count * e, 0.0)
+        if p.has_battery:
+            p.soc += count * e * p.eff / p.battery
+        self.rec.store_many(k0, count, sp_a, end, drawn)

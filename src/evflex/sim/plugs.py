@@ -122,6 +122,12 @@ class Plugs:
         """Connectors whose EV still takes energy."""
         return self.plugged & (self.remaining > ENERGY_TOL_KWH)
 
+    def next_event_step(self) -> int:
+        """The next step with an arrival or a departure (a large number when none is left)."""
+        a = int(self.arr_step[self.a_order[self.ia]]) if self.ia < len(self.S) else 1 << 62
+        d = int(self.dep_step[self.d_order[self.idp]]) if self.idp < len(self.S) else 1 << 62
+        return min(a, d)
+
     def next_arrival_step(self) -> int | None:
         return int(self.arr_step[self.a_order[self.ia]]) if self.ia < len(self.S) else None
 

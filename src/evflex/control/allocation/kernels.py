@@ -1,21 +1,35 @@
-"""Pure allocation kernels over a constraint matrix.
+"""Pure allocation kernels: admission, priority (greedy) fill and weighted max-min fill.
 
-All functions take a constraint matrix ``M`` (m rows x k connectors, non-negative; row r
-carries ``M[r] @ current_a``), per-connector bounds, and a capacity per row ``cap_a`` (the
-limit minus whatever else flows through the row). They return arrays and keep every row
-within its capacity whenever the starting point does.
+Two families. The first takes a constraint matrix ``M`` (m rows x k connectors, non-negative;
+row r carries ``M[r] @ current_a``), per-connector bounds, and a capacity per row ``cap_a``
+(the limit minus whatever else flows through the row): :func:`admit`, :func:`greedy_fill`,
+:func:`weighted_fill`. The second takes a :class:`~evflex.control.allocation.rows.RowSystem`
+(linear, signed, phasor and pair rows): :func:`admit_rows`, :func:`greedy_fill_rows`,
+:func:`weighted_fill_rows`; on a system of linear rows only they are the first family.
+All return arrays and keep every row within its limit whenever the starting point does.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from evflex.control.allocation.rows import RowSystem
 from evflex.units import CURRENT_TOL_A
 
 #: Problems with at most this many (connector, row) pairs take the plain sequential path.
 SMALL_PROBLEM = 512
+
+
+def _arg_key(a):
+    if isinstance(a, np.ndarray):
+        return (a.shape, a.dtype.str, a.tobytes())
+    if isinstance(a, RowSystem):
+        return a.key()
+    return a
 
 
 def _repeat_last(kernel):
@@ -25,9 +39,7 @@ def _repeat_last(kernel):
 
     @functools.wraps(kernel)
     def wrapper(*args, **kwargs):
-        key = tuple((a.shape, a.dtype.str, a.tobytes()) if isinstance(a, np.ndarray) else a for a in args) + tuple(
-            sorted(kwargs.items())
-        )
+        key = tuple(_arg_key(a) for a in args) + tuple(sorted(kwargs.items()))
         if key != last[0]:
             last[0], last[1] = key, kernel(*args, **kwargs)
         return last[1].copy()
@@ -289,3 +301,770 @@ def weighted_fill(
         room -= Mf[:, frozen] @ val[frozen]
         free = free[~frozen]
     return x
+
+
+# ====================================================================== general rows
+#
+# The kernels below honour every kind of row of a RowSystem exactly. Moving one connector (the
+# greedy) or the common level (the max-min fill) traces a path on which a linear row is linear,
+# a phasor row's squared magnitude quadratic (its largest root is where it leaves its limit),
+# and a pair row a difference of two magnitudes; for that one the first crossing is searched
+# (regula falsi, safeguarded by a certified upper bound of the difference on every interval it
+# accepts). Each row is held to ``max(limit, value where the move starts)``: a row over its
+# limit (within tolerance, or because the start is not feasible) is never made worse.
+
+#: Pair rows are certified to this slack above their bound, so that rounding noise of a row
+#: sitting exactly at its bound does not stop a connector that leaves it unchanged [A].
+_SLACK_A = 1e-10
+#: Resolution of the search for a pair row's first crossing [A or level units].
+_PAIR_RESOLUTION = 1e-12
+#: Relative tolerance on a row's derivative when deciding who pushes a binding row.
+_PUSH_EPS = 1e-9
+
+
+# ---------------------------------------------------------------------- one row, one line
+def _quad_exit(y: complex, z: complex, bound: float, t_max: float) -> float:
+    """Largest ``t`` in [0, t_max] with ``|y + s z| <= bound`` for every s in [0, t], for
+    ``|y| <= bound``: the larger root of the quadratic ``|y + t z|^2 = bound^2``."""
+    a = z.real * z.real + z.imag * z.imag
+    if a == 0.0:
+        return t_max
+    b = 2.0 * (y.real * z.real + y.imag * z.imag)
+    m = abs(y)
+    c = (m - bound) * (m + bound)
+    sq = math.sqrt(max(b * b - 4.0 * a * c, 0.0))
+    root = (sq - b) / (2.0 * a) if b <= 0.0 else -2.0 * c / (b + sq)
+    return min(max(root, 0.0), t_max)
+
+
+def _quad_exit_v(y: np.ndarray, z: np.ndarray, bound: np.ndarray, t_max: np.ndarray) -> np.ndarray:
+    """:func:`_quad_exit` over arrays."""
+    a = z.real * z.real + z.imag * z.imag
+    b = 2.0 * (y.real * z.real + y.imag * z.imag)
+    m = np.abs(y)
+    c = np.minimum((m - bound) * (m + bound), 0.0)
+    sq = np.sqrt(np.maximum(b * b - 4.0 * a * c, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.where(b <= 0.0, (sq - b) / (2.0 * a), -2.0 * c / (b + sq))
+    root = np.where(a > 0.0, root, np.inf)
+    return np.minimum(np.maximum(np.nan_to_num(root, nan=0.0, posinf=np.inf), 0.0), t_max)
+
+
+def _pair_bound(zi: complex, yj: complex, zj: complex, a: float, b: float, fa: float, fb: float, ja: float, jb: float):
+    """An upper bound of ``f(t) = |yi + t zi| - |yj + t zj|`` on [a, b] from its end values
+    ``fa``, ``fb`` and those of ``|yj + t zj|``, ``ja``, ``jb``.
+
+    ``|yi + t zi|`` is convex, so below its chord; ``h(t) = |yj + t zj|`` is convex, so above
+    its tangents at both ends and its least value d on [a, b], and (curvature at most
+    ``|zj|^2 / d``) above its chord less ``|zj|^2 (t - a)(b - t) / (2 d)``. f is also
+    Lipschitz with ``|zi| + |zj|``. The least of the three bounds."""
+    ell = b - a
+    if ell <= 0.0:
+        return max(fa, fb)
+    best = (fa + fb + (abs(zi) + abs(zj)) * ell) / 2.0
+    zj2 = zj.real * zj.real + zj.imag * zj.imag
+    if zj2 == 0.0:
+        return max(fa, fb)
+    p0 = yj + a * zj
+    u = -(p0.real * zj.real + p0.imag * zj.imag) / zj2
+    d = abs(p0 + min(max(u, 0.0), ell) * zj)
+    if d > 0.0:
+        kappa = zj2 / d
+        slope = (fb - fa) / ell
+        s = min(max(ell / 2.0 + slope / kappa, 0.0), ell)
+        best = min(best, fa + slope * s + kappa * s * (ell - s) / 2.0)
+    # tangents: the bound chord_i - max(tangent_a, tangent_b, d) is concave piecewise linear
+    p1 = yj + b * zj
+    nz = math.sqrt(zj2)
+    da = (p0.real * zj.real + p0.imag * zj.imag) / ja if ja > 0.0 else nz
+    db = (p1.real * zj.real + p1.imag * zj.imag) / jb if jb > 0.0 else -nz
+    ia, ib = fa + ja, fb + jb
+    pts = [0.0, ell]
+    if db > da:  # the tangents meet inside
+        pts.append((jb - ja - db * ell) / (da - db))
+    if da < 0.0:
+        pts.append((d - ja) / da)
+    if db > 0.0:
+        pts.append(ell + (d - jb) / db)
+    top = -math.inf
+    for s in pts:
+        if 0.0 <= s <= ell:
+            top = max(top, ia + (ib - ia) * s / ell - max(ja + da * s, jb + db * (s - ell), d))
+    return min(best, top)
+
+
+def _pair_exit(yi: complex, zi: complex, yj: complex, zj: complex, bound: float, t_max: float) -> float:
+    """Largest ``t`` in [0, t_max] such that ``|yi + s zi| - |yj + s zj| <= bound`` on [0, t],
+    for a start within the bound: the first crossing (to :data:`_PAIR_RESOLUTION`), or t_max.
+
+    Every interval left of the answer is certified by :func:`_pair_bound` (to
+    :data:`_SLACK_A`); a crossing is located by regula falsi (Illinois) on a bracket, then the
+    stretch before it is certified or split in search of an earlier one."""
+
+    def mags(t: float) -> tuple[float, float]:
+        j = abs(yj + t * zj)
+        return abs(yi + t * zi) - j, j
+
+    def f(t: float) -> float:
+        return abs(yi + t * zi) - abs(yj + t * zj)
+
+    def cert(a: float, b: float, fa: float, fb: float, ja: float, jb: float) -> bool:
+        return _pair_bound(zi, yj, zj, a, b, fa, fb, ja, jb) <= hi
+
+    hi = bound + _SLACK_A
+    res = _PAIR_RESOLUTION * (1.0 + t_max)
+    f0, j0 = mags(0.0)
+    f1, j1 = mags(t_max)
+    if f1 <= hi and cert(0.0, t_max, f0, f1, j0, j1):
+        return t_max
+    best = t_max
+    stack = [(0.0, t_max, f0, f1, j0, j1)]
+    while stack:  # intervals left to right; everything left of the popped one is certified
+        a, b, fa, fb, ja, jb = stack.pop()
+        if fb > hi:
+            r, fr = _illinois(f, a, b, fa, fb, bound, res)
+            best = r
+            stack.clear()  # what lies right of the crossing no longer matters
+            jr = abs(yj + r * zj)
+            if r - a > res and not cert(a, r, fa, fr, ja, jr):
+                m = 0.5 * (a + r)
+                fm, jm = mags(m)
+                stack.append((m, r, fm, fr, jm, jr))
+                stack.append((a, m, fa, fm, ja, jm))
+            continue
+        if b - a <= res or cert(a, b, fa, fb, ja, jb):
+            continue
+        m = 0.5 * (a + b)
+        fm, jm = mags(m)
+        stack.append((m, b, fm, fb, jm, jb))
+        stack.append((a, m, fa, fm, ja, jm))
+    return best
+
+
+def _illinois(f, a: float, b: float, fa: float, fb: float, bound: float, res: float) -> tuple[float, float]:
+    """A point ``r`` in [a, b) with ``f(r) <= bound`` and a crossing of ``bound`` within ``res``
+    after it, for ``f(a) <= bound < f(b)`` (``a`` itself when ``f(a)`` is already above)."""
+    ga, gb = fa - bound, fb - bound
+    if ga > 0.0:
+        return a, fa
+    side = 0
+    for it in range(200):
+        if b - a <= res or ga == 0.0:
+            break
+        c = (a * gb - b * ga) / (gb - ga) if it < 60 else 0.5 * (a + b)
+        if not a < c < b:
+            c = 0.5 * (a + b)
+        fc = f(c)
+        gc = fc - bound
+        if gc > 0.0:
+            b, gb = c, gc
+            if side == 1:
+                ga *= 0.5
+            side = 1
+        else:
+            a, ga, fa = c, gc, fc
+            if side == -1:
+                gb *= 0.5
+            side = -1
+    return a, fa
+
+
+# ---------------------------------------------------------------------- preparation
+@dataclass
+class _Lines:
+    """The rows that can matter for moving candidates, as plain lists for the sequential loops.
+
+    Candidates are numbered 0..n-1 in the order they are handled. For each candidate,
+    ``lp[c]:lp[c+1]`` indexes its linear rows (``lr``) and coefficients (``la``); likewise
+    ``pp``/``pr``/``pz`` for tracked phasor rows and ``qp``/``qu``/``qzi``/``qzj`` for pair
+    rows (with the candidate's coefficients in the pair's two phasor rows)."""
+
+    v: list  # linear row values
+    lim: list
+    mono: list  # linear row with non-negative coefficients (an M row)
+    lp: list
+    lr: list
+    la: list
+    members: list  # per linear row: candidates with a positive coefficient (M rows only)
+    y: list  # tracked phasor row values (complex)
+    zlim: list
+    check: list  # the phasor row itself can bind
+    pp: list
+    pr: list
+    pz: list
+    pi: list
+    pj: list
+    ulim: list
+    qp: list
+    qu: list
+    qzi: list
+    qzj: list
+
+
+def _ptr(idx: np.ndarray, n: int) -> list:
+    return np.concatenate([[0], np.cumsum(np.bincount(idx, minlength=n))]).tolist()
+
+
+def _lines(rows: RowSystem, x0: np.ndarray, cand: np.ndarray, give: np.ndarray, tol: float | None) -> _Lines:
+    """The rows for moving the candidates ``cand`` (in order) by up to ``give`` from ``x0``.
+
+    Rows that cannot pass their limit (``tol`` None: the greedy's bound ``max(limit, value at
+    x0)``; a number: ``limit + tol``, the admission's test) whatever the candidates do are
+    left out, as are phasor rows neither checked nor in a pair row that can bind."""
+    n = len(cand)
+    lin_c, lin_v, lin_lim, mono = [], [], [], []
+    for A, lim, is_m in ((rows.M, rows.cap, True), (rows.S, rows.scap, False)):
+        if not A.shape[0]:
+            continue
+        Ac = A.take(cand, axis=1)
+        v0 = A @ x0
+        rise = (Ac if is_m else np.maximum(Ac, 0.0)) @ give
+        room = lim - v0 if tol is None else lim + tol - v0
+        keep = rise > np.maximum(room, 0.0) if tol is None else rise > room
+        if keep.any():
+            lin_c.append(Ac[keep])
+            lin_v.append(v0[keep])
+            lin_lim.append(lim[keep])
+            mono.append(np.full(int(keep.sum()), is_m))
+    if lin_c:
+        C = np.vstack(lin_c) if len(lin_c) > 1 else lin_c[0]
+        ci, ri = np.nonzero(C.T)
+        vals = C.T[ci, ri]
+        mono_a = np.concatenate(mono)
+        pos = (C > 0) & mono_a[:, None]
+        mr, mc = np.nonzero(pos)
+        mptr = _ptr(mr, C.shape[0])
+        mcl = mc.tolist()
+        members = [mcl[mptr[r] : mptr[r + 1]] for r in range(C.shape[0])]
+        lines_lin = (
+            np.concatenate(lin_v).tolist(),
+            np.concatenate(lin_lim).tolist(),
+            mono_a.tolist(),
+            _ptr(ci, n),
+            ri.tolist(),
+            vals.tolist(),
+            members,
+        )
+    else:
+        lines_lin = ([], [], [], [0] * (n + 1), [], [], [])
+
+    mp = rows.Z.shape[0]
+    if mp:
+        Zc = rows.Z.take(cand, axis=1)
+        y0 = rows.Z @ x0 + rows.zb
+        m0 = np.abs(y0)
+        reach = np.abs(Zc) @ give
+        room = rows.zlim - m0 if tol is None else rows.zlim + tol - m0
+        check = reach > np.maximum(room, 0.0) if tol is None else reach > room
+        tracked = check.copy()
+        pairs = rows.pairs
+        if pairs.shape[0]:
+            i, j = pairs[:, 0], pairs[:, 1]
+            f0 = m0[i] - m0[j]
+            top = (m0[i] + reach[i]) - np.maximum(m0[j] - reach[j], 0.0)
+            live = top > (np.maximum(rows.ulim, f0) + _SLACK_A if tol is None else rows.ulim + tol)
+            tracked[pairs[live].ravel()] = True
+        else:
+            live = np.zeros(0, dtype=bool)
+        tidx = np.flatnonzero(tracked)
+        renum = np.full(mp, -1)
+        renum[tidx] = np.arange(tidx.size)
+        Zt = Zc[tidx]
+        ci, ri = np.nonzero(Zt.T)
+        pz = Zt.T[ci, ri]
+        lp_pairs = pairs[live]
+        ti, tj = renum[lp_pairs[:, 0]], renum[lp_pairs[:, 1]]
+        if lp_pairs.shape[0]:
+            Zi, Zj = Zt[ti], Zt[tj]  # (live pairs, n)
+            qc, qu = np.nonzero(((Zi != 0) | (Zj != 0)).T)
+            qzi, qzj = Zi.T[qc, qu].tolist(), Zj.T[qc, qu].tolist()
+        else:
+            qc = qu = np.zeros(0, dtype=np.int64)
+            qzi = qzj = []
+        lines_ph = (
+            y0[tidx].tolist(),
+            rows.zlim[tidx].tolist(),
+            check[tidx].tolist(),
+            _ptr(ci, n),
+            ri.tolist(),
+            pz.tolist(),
+            ti.tolist(),
+            tj.tolist(),
+            rows.ulim[live].tolist(),
+            _ptr(qc, n),
+            qu.tolist(),
+            qzi,
+            qzj,
+        )
+    else:
+        lines_ph = ([], [], [], [0] * (n + 1), [], [], [], [], [], [0] * (n + 1), [], [], [])
+    return _Lines(*lines_lin, *lines_ph)
+
+
+# ---------------------------------------------------------------------- admission
+def admit_rows(rows: RowSystem, need_a: np.ndarray, order: np.ndarray, tol: float = CURRENT_TOL_A) -> np.ndarray:
+    """Greedy admission over general rows: walk ``order`` and admit each connector whose
+    ``need_a`` added to those admitted before it keeps every row it loads within its limit
+    (up to ``tol``); a row already over by more than ``tol`` must not rise (by more than
+    :data:`_SLACK_A`). Rows a connector does not load are not its concern.
+
+    Exactly the sequential rule, one connector at a time, over the rows that can bind at all.
+    On linear rows only: :func:`admit`. Returns a boolean mask over the k connectors.
+    """
+    if rows.linear_only:
+        return admit(rows.M, need_a, rows.cap, order, tol)
+    return _admit_rows(rows, np.asarray(need_a, dtype=np.float64), np.asarray(order, dtype=np.int64), tol)
+
+
+@_repeat_last
+def _admit_rows(rows: RowSystem, need_a: np.ndarray, order: np.ndarray, tol: float) -> np.ndarray:
+    admitted = np.zeros(rows.k, dtype=bool)
+    if not order.size:
+        return admitted
+    need = need_a.take(order)
+    L = _lines(rows, np.zeros(rows.k), order, need, tol)
+    v, lim, lp, lr, la = L.v, L.lim, L.lp, L.lr, L.la
+    y, zlim, check, pp, pr, pz = L.y, L.zlim, L.check, L.pp, L.pr, L.pz
+    pi, pj, ulim, qp, qu, qzi, qzj = L.pi, L.pj, L.ulim, L.qp, L.qu, L.qzi, L.qzj
+    out = [False] * len(order)
+    for c, nd in enumerate(need.tolist()):
+        ok = True
+        for q in range(lp[c], lp[c + 1]):
+            a = la[q]
+            if a > 0.0:
+                r = lr[q]
+                if v[r] + a * nd > lim[r] + tol:
+                    ok = False
+                    break
+        if ok and pp[c] < pp[c + 1]:
+            for q in range(pp[c], pp[c + 1]):
+                r = pr[q]
+                if check[r]:
+                    after = abs(y[r] + nd * pz[q])
+                    if after > zlim[r] + tol:
+                        before = abs(y[r])
+                        if before <= zlim[r] + tol or after > before + _SLACK_A:
+                            ok = False
+                            break
+            if ok:
+                for q in range(qp[c], qp[c + 1]):
+                    u = qu[q]
+                    yi, yj = y[pi[u]], y[pj[u]]
+                    after = abs(yi + nd * qzi[q]) - abs(yj + nd * qzj[q])
+                    if after > ulim[u] + tol:
+                        before = abs(yi) - abs(yj)
+                        if before <= ulim[u] + tol or after > before + _SLACK_A:
+                            ok = False
+                            break
+        if ok:
+            out[c] = True
+            for q in range(lp[c], lp[c + 1]):
+                v[lr[q]] += la[q] * nd
+            for q in range(pp[c], pp[c + 1]):
+                y[pr[q]] += pz[q] * nd
+    admitted[order[np.array(out, dtype=bool)]] = True
+    return admitted
+
+
+# ---------------------------------------------------------------------- greedy fill
+def greedy_fill_rows(
+    rows: RowSystem, start_a: np.ndarray, extra_a: np.ndarray, order: np.ndarray, tol: float = CURRENT_TOL_A
+) -> np.ndarray:
+    """Priority fill over general rows: from a feasible ``start_a``, each connector in
+    ``order`` in turn gets the largest ``t`` in [0, extra_a[c]] such that every row it loads
+    stays within ``max(limit, its value before the connector)`` all along [0, t] of its own
+    axis, given those before it (EDF, LLF). Connectors with ``extra_a <= tol`` get nothing.
+
+    Exact: a linear row's room divided by the coefficient, a phasor row's larger quadratic
+    root, a pair row's first crossing (certified to :data:`_SLACK_A`). On linear rows only:
+    :func:`greedy_fill`.
+    """
+    if rows.linear_only:
+        return greedy_fill(rows.M, start_a, extra_a, rows.cap, order, tol)
+    return _greedy_rows(
+        rows,
+        np.asarray(start_a, dtype=np.float64),
+        np.asarray(extra_a, dtype=np.float64),
+        np.asarray(order, dtype=np.int64),
+        tol,
+    )
+
+
+@_repeat_last
+def _greedy_rows(
+    rows: RowSystem, start_a: np.ndarray, extra_a: np.ndarray, order: np.ndarray, tol: float
+) -> np.ndarray:
+    x = np.array(start_a, dtype=np.float64)
+    cand = order[extra_a.take(order) > tol]
+    if not cand.size:
+        return x
+    give = extra_a.take(cand)
+    L = _lines(rows, x, cand, give, None)
+    x[cand] += _greedy_steps(L, give.tolist())
+    return _guard(rows, start_a, x, tol)
+
+
+def _greedy_steps(L: _Lines, give: list) -> list:
+    """The sequential greedy over prepared rows: each candidate's increment, in turn."""
+    v, lim, mono, lp, lr, la, members = L.v, L.lim, L.mono, L.lp, L.lr, L.la, L.members
+    y, zlim, check, pp, pr, pz = L.y, L.zlim, L.check, L.pp, L.pr, L.pz
+    pi, pj, ulim, qp, qu, qzi, qzj = L.pi, L.pj, L.ulim, L.qp, L.qu, L.qzi, L.qzj
+    n = len(give)
+    blocked = [False] * n
+    out = [0.0] * n
+    for c in range(n):
+        if blocked[c]:
+            continue
+        g = give[c]
+        for q in range(lp[c], lp[c + 1]):
+            a = la[q]
+            if a > 0.0:
+                r = lr[q]
+                room = lim[r] - v[r]
+                if a * g > room:
+                    g = room / a if room > 0.0 else 0.0
+                    if g <= 0.0:
+                        break
+        if g > 0.0 and pp[c] < pp[c + 1]:
+            for q in range(pp[c], pp[c + 1]):
+                r = pr[q]
+                if check[r]:
+                    yr, z = y[r], pz[q]
+                    if abs(yr + g * z) > zlim[r]:
+                        bound = max(zlim[r], abs(yr))
+                        g = _quad_exit(yr, z, bound, g)
+                        while g > 0.0 and abs(yr + g * z) > bound * (1.0 + 1e-12) + _SLACK_A:
+                            g *= 1.0 - 1e-9  # guard the root against rounding
+                        if g <= 0.0:
+                            break
+            if g > 0.0:
+                for q in range(qp[c], qp[c + 1]):
+                    u = qu[q]
+                    yi, yj = y[pi[u]], y[pj[u]]
+                    bound = max(ulim[u], abs(yi) - abs(yj))
+                    g = _pair_exit(yi, qzi[q], yj, qzj[q], bound, g)
+                    if g <= 0.0:
+                        break
+        if g <= 0.0:
+            continue
+        out[c] = g
+        for q in range(lp[c], lp[c + 1]):
+            r = lr[q]
+            v[r] += la[q] * g
+            if mono[r] and lim[r] - v[r] <= _SLACK_A:
+                for m in members[r]:  # a full linear row blocks its later members for good
+                    blocked[m] = True
+        for q in range(pp[c], pp[c + 1]):
+            y[pr[q]] += pz[q] * g
+    return out
+
+
+# ---------------------------------------------------------------------- weighted fill
+def weighted_fill_rows(
+    rows: RowSystem,
+    lo_a: np.ndarray,
+    hi_a: np.ndarray,
+    weights: np.ndarray,
+    tol: float = CURRENT_TOL_A,
+) -> np.ndarray:
+    """Weighted max-min fair share (progressive filling) over general rows: every free
+    connector sits at ``clip(L * weight, lo, hi)``, the common level L rises until a row would
+    pass ``max(limit, its value where this rise started)``; there the connectors that push a
+    binding row (its value's derivative in their current is positive, or zero with the row
+    curving up: a phasor row, a pair row) freeze, as do those at ``hi``; the others rise on.
+
+    Each rise is solved exactly on the piecewise-linear path of the level: a linear row is
+    piecewise linear, a phasor row's square piecewise quadratic (per segment, vectorised over
+    rows), a pair row is searched per segment where a certified bound cannot clear it.
+    Requires ``lo_a`` feasible. On linear rows only: :func:`weighted_fill`.
+    """
+    if rows.linear_only:
+        return weighted_fill(rows.M, lo_a, hi_a, rows.cap, weights, tol)
+    return _weighted_rows(
+        rows,
+        np.asarray(lo_a, dtype=np.float64),
+        np.asarray(hi_a, dtype=np.float64),
+        np.asarray(weights, dtype=np.float64),
+        tol,
+    )
+
+
+@dataclass
+class _Rise:
+    """Where one rise of the level stops: the level, and the binding rows of each kind
+    (indices into the linear rows, the phasor rows and the pair rows)."""
+
+    level: float
+    lin: np.ndarray
+    ph: np.ndarray
+    pair: np.ndarray
+
+
+def _pair_bound_v(yj, zj, ell, fa, fb, ja, jb, lip):
+    """:func:`_pair_bound` over arrays (start ``yj`` of each segment, slope ``zj``, length
+    ``ell``, end values ``fa``, ``fb`` of the difference and ``ja``, ``jb`` of ``|yj|``)."""
+    zj2 = zj.real * zj.real + zj.imag * zj.imag
+    moving = zj2 > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.where(moving, -(yj.real * zj.real + yj.imag * zj.imag) / zj2, 0.0)
+        d = np.abs(yj + np.clip(u, 0.0, ell) * zj)
+        kappa = zj2 / d
+        slope = np.where(ell > 0, (fb - fa) / ell, 0.0)
+        s = np.clip(ell / 2.0 + slope / kappa, 0.0, ell)
+        sag = np.where(d > 0, fa + slope * s + kappa * s * (ell - s) / 2.0, np.inf)
+        # tangents at both ends and the least magnitude d bound |yj| from below
+        y1 = yj + ell * zj
+        nz = np.sqrt(zj2)
+        da = np.where(ja > 0, (yj.real * zj.real + yj.imag * zj.imag) / ja, nz)
+        db = np.where(jb > 0, (y1.real * zj.real + y1.imag * zj.imag) / jb, -nz)
+        ia, ib = fa + ja, fb + jb
+        pts = [
+            np.zeros_like(sag),
+            ell + np.zeros_like(sag),
+            np.where(db > da, (jb - ja - db * ell) / (da - db), -1.0),
+            np.where(da < 0, (d - ja) / da, -1.0),
+            np.where(db > 0, ell + (d - jb) / db, -1.0),
+        ]
+        top = np.full(sag.shape, -np.inf)
+        for q in pts:
+            ok = (q >= 0) & (q <= ell)
+            val = (
+                ia
+                + (ib - ia) * np.where(ell > 0, q / ell, 0.0)
+                - np.maximum(np.maximum(ja + da * q, jb + db * (q - ell)), d)
+            )
+            top = np.where(ok, np.maximum(top, val), top)
+    out = np.minimum(np.minimum(sag, top), (fa + fb + lip * ell) / 2.0)
+    return np.where(moving, out, np.maximum(fa, fb))
+
+
+def _rise(rows, A, lim, free, x, w, lo, hi, level, tol):
+    """One rise of the level from ``level`` (free connectors at ``clip(level * w, lo, hi)``
+    in ``x``): where the first row passes its bound, or None when none does."""
+    wf, lof, hif = w[free], lo[free], hi[free]
+    up = hif - x[free]
+    Af = A[:, free]
+    lv = A @ x
+    lb = np.maximum(lim, lv)
+    lin = np.flatnonzero(np.maximum(Af, 0.0) @ up > lb - lv)
+    Z = rows.Z
+    Zf = Z[:, free]
+    y0 = Z @ x + rows.zb
+    m0 = np.abs(y0)
+    aZ = np.abs(Zf)
+    reach = aZ @ up
+    pb = np.maximum(rows.zlim, m0)
+    chk = reach > pb - m0
+    pairs = rows.pairs
+    if pairs.shape[0]:
+        pi, pj = pairs[:, 0], pairs[:, 1]
+        ub = np.maximum(rows.ulim, m0[pi] - m0[pj])
+        top = (m0[pi] + reach[pi]) - np.maximum(m0[pj] - reach[pj], 0.0)
+        live = np.flatnonzero(top > ub + _SLACK_A)
+    else:
+        live = np.zeros(0, dtype=np.int64)
+    tracked = chk.copy()
+    tracked[pairs[live].ravel()] = True
+    trk = np.flatnonzero(tracked)
+    if not (lin.size or chk.any() or live.size):
+        return None
+
+    # the path: breakpoints where a connector starts (lo / w) or stops (hi / w) rising
+    lw, hw = lof / wf, hif / wf
+    f = len(free)
+    bp = np.concatenate([lw, hw])
+    col = np.concatenate([np.arange(f), np.arange(f)])
+    ds = np.concatenate([wf, -wf])
+    sel = bp > level
+    bp, col, ds = bp[sel], col[sel], ds[sel]
+    srt = bp.argsort(kind="stable")
+    bp, col, ds = bp[srt], col[srt], ds[srt]
+    if not bp.size:
+        return None
+    B = np.concatenate([[level], bp])  # segment s runs from B[s] to B[s + 1]
+    dB = np.diff(B)
+    moving = (lw <= level) & (level < hw)
+    add = np.add.accumulate
+    crossing = []  # (level, kind, row)
+
+    if lin.size:
+        AL = Af[lin]
+        s0 = AL[:, moving] @ wf[moving]
+        slope = np.empty((lin.size, bp.size))
+        slope[:, 0] = s0
+        if bp.size > 1:
+            slope[:, 1:] = s0[:, None] + add(AL[:, col[:-1]] * ds[:-1], axis=1)
+        vals = lv[lin, None] + add(slope * dB, axis=1)  # at the end of each segment
+        over = vals > lb[lin, None]
+        hit = np.flatnonzero(over.any(axis=1))
+        if hit.size:
+            s = over[hit].argmax(axis=1)
+            start = np.where(s > 0, vals[hit, np.maximum(s - 1, 0)], lv[lin[hit]])
+            sl = slope[hit, s]
+            lvl = B[s] + np.clip((lb[lin[hit]] - start) / sl, 0.0, dB[s])
+            crossing.append((lvl, 0, lin[hit]))
+
+    if trk.size:
+        ZT = Zf[trk]
+        z0 = ZT[:, moving] @ wf[moving]
+        zsl = np.empty((trk.size, bp.size), dtype=np.complex128)
+        zsl[:, 0] = z0
+        if bp.size > 1:
+            zsl[:, 1:] = z0[:, None] + add(ZT[:, col[:-1]] * ds[:-1], axis=1)
+        yv = y0[trk, None] + add(zsl * dB, axis=1)
+        ys = np.concatenate([y0[trk, None], yv[:, :-1]], axis=1)  # at the start of each segment
+        mag = np.abs(yv)
+        cr = np.flatnonzero(chk[trk])
+        if cr.size:
+            over = mag[cr] > pb[trk[cr], None]
+            hit = cr[over.any(axis=1)]
+            if hit.size:
+                s = (mag[hit] > pb[trk[hit], None]).argmax(axis=1)
+                tau = _quad_exit_v(ys[hit, s], zsl[hit, s], pb[trk[hit]], dB[s])
+                crossing.append((B[s] + tau, 1, trk[hit]))
+        if live.size:
+            renum = np.full(Z.shape[0], -1)
+            renum[trk] = np.arange(trk.size)
+            ti, tj = renum[pairs[live, 0]], renum[pairs[live, 1]]
+            fv = mag[ti] - mag[tj]
+            fs = np.concatenate([(m0[pairs[live, 0]] - m0[pairs[live, 1]])[:, None], fv[:, :-1]], axis=1)
+            jv = mag[tj]
+            js = np.concatenate([m0[pairs[live, 1]][:, None], jv[:, :-1]], axis=1)
+            lip = np.abs(zsl[ti]) + np.abs(zsl[tj])
+            top = _pair_bound_v(ys[tj], zsl[tj], dB[None, :], fs, fv, js, jv, lip)
+            flagged = top > ub[live, None] + _SLACK_A
+            best = min((float(c[0].min()) for c in crossing), default=np.inf)
+            found_l, found_u = [], []
+            for q in np.flatnonzero(flagged.any(axis=1)).tolist():
+                for s in np.flatnonzero(flagged[q]).tolist():
+                    if B[s] >= best:
+                        break
+                    a, b = ti[q], tj[q]
+                    t_pair = _pair_exit(
+                        complex(ys[a, s]),
+                        complex(zsl[a, s]),
+                        complex(ys[b, s]),
+                        complex(zsl[b, s]),
+                        float(ub[live[q]]),
+                        float(dB[s]),
+                    )
+                    if t_pair < dB[s]:
+                        found_l.append(B[s] + t_pair)
+                        found_u.append(live[q])
+                        best = min(best, B[s] + t_pair)
+                        break
+            if found_l:
+                crossing.append((np.array(found_l), 2, np.array(found_u)))
+
+    if not crossing:
+        return None
+    level_new = min(float(c[0].min()) for c in crossing)
+    tie = level_new + max(tol, 1e-12 * abs(level_new))  # rows binding together freeze together
+    kinds: list[list[np.ndarray]] = [[], [], []]
+    for lvl, kind, idx in crossing:
+        kinds[kind].append(idx[lvl <= tie])
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
+    return _Rise(level_new, cat(kinds[0]), cat(kinds[1]), cat(kinds[2]))
+
+
+def _pushers(rows, A, free, x, rise: _Rise, fallback: bool = True) -> np.ndarray:
+    """Mask over ``free``: the connectors that push a binding row at ``x`` (the derivative of
+    its value in their current positive, or zero with the row curving up), and, when none
+    does (rounding) and ``fallback``, every free connector that loads a binding row."""
+    push = np.zeros(len(free), dtype=bool)
+    loads = np.zeros(len(free), dtype=bool)
+    if rise.lin.size:
+        a = A[np.ix_(rise.lin, free)]
+        push |= (a > 0).any(axis=0)
+        loads |= (a != 0).any(axis=0)
+    if rise.ph.size or rise.pair.size:
+        rows_ph = np.unique(np.concatenate([rise.ph, rows.pairs[rise.pair].ravel()]).astype(np.int64))
+        z = rows.Z[np.ix_(rows_ph, free)]
+        y = rows.Z[rows_ph] @ x + rows.zb[rows_ph]
+        m = np.abs(y)
+        away = m > _SLACK_A  # at the origin a magnitude rises in every direction
+        safe = np.where(away, m, 1.0)
+        unit = np.where(away, y / safe, 0.0)
+        az = np.abs(z)
+        d = np.where(away[:, None], (np.conj(unit)[:, None] * z).real, az)  # d|y| / dx
+        curv = np.where(away[:, None], (az * az - d * d) / safe[:, None], 0.0)
+        at = {r: q for q, r in enumerate(rows_ph.tolist())}
+        for r in rise.ph.tolist():
+            q = at[r]
+            push |= (az[q] > 0) & (d[q] > -_PUSH_EPS * az[q])
+            loads |= az[q] > 0
+        for u in rise.pair.tolist():
+            i, j = at[int(rows.pairs[u, 0])], at[int(rows.pairs[u, 1])]
+            dd, scale = d[i] - d[j], az[i] + az[j]
+            cc = curv[i] - curv[j]
+            push |= (scale > 0) & ((dd > _PUSH_EPS * scale) | ((dd >= -_PUSH_EPS * scale) & (cc > _PUSH_EPS * 1e-3)))
+            loads |= scale > 0
+    return push if push.any() or not fallback else loads
+
+
+#: The max-min fill is repeated from its own answer until nobody gains more than the
+#: tolerance, at most this many times: with rows that are not monotone, a connector frozen by
+#: a row may find room again once others rose (each round shares that room max-min again).
+_FILL_ROUNDS = 50
+
+
+@_repeat_last
+def _weighted_rows(rows: RowSystem, lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, tol: float) -> np.ndarray:
+    w = np.maximum(weights, 1e-9)
+    A = np.vstack([rows.M, rows.S])
+    lim = np.concatenate([rows.cap, rows.scap])
+    x = np.array(lo, dtype=np.float64)
+    for k in range(_FILL_ROUNDS):
+        nxt = _progressive(rows, A, lim, x, hi, w, tol, k > 0)
+        gained = float(np.max(nxt - x, initial=0.0))
+        x = nxt
+        if gained <= tol:
+            break
+    return _guard(rows, lo, x, tol)
+
+
+def _progressive(rows, A, lim, lo, hi, w, tol, prefreeze: bool) -> np.ndarray:
+    """One progressive filling from ``lo``. With ``prefreeze``, the connectors pushing a row
+    already at its bound at ``lo`` are frozen from the start (a later round's shortcut)."""
+    x = np.array(lo, dtype=np.float64)
+    free = np.flatnonzero(hi > lo + tol)
+    if free.size and prefreeze:
+        ex = rows.excess(x)
+        sl = rows.kind_slices()
+        at = ex > -tol
+        lin_at = np.flatnonzero(np.concatenate([at[sl["linear"]], at[sl["signed"]]]))
+        rise = _Rise(0.0, lin_at, np.flatnonzero(at[sl["phasor"]]), np.flatnonzero(at[sl["pair"]]))
+        if rise.lin.size or rise.ph.size or rise.pair.size:
+            free = free[~_pushers(rows, A, free, x, rise, fallback=False)]
+    if not free.size:
+        return x
+    level = float(np.min(lo[free] / w[free]))
+    while free.size:
+        rise_or_none = _rise(rows, A, lim, free, x, w, lo, hi, level, tol)
+        if rise_or_none is None:
+            x[free] = hi[free]
+            break
+        level = rise_or_none.level
+        val = np.minimum(np.maximum(level * w[free], lo[free]), hi[free])
+        x[free] = val
+        frozen = (val >= hi[free] - tol) | _pushers(rows, A, free, x, rise_or_none)
+        if not frozen.any():  # numerical corner: nothing binds, settle here
+            break
+        free = free[~frozen]
+    return x
+
+
+def _guard(rows: RowSystem, start: np.ndarray, x: np.ndarray, tol: float) -> np.ndarray:
+    """``x`` if no row is over by more than at ``start`` (or ``tol``); else the furthest point
+    towards it from ``start`` that is (bisection): never a worse answer than the start."""
+    allowed = np.maximum(rows.excess(start), 0.0) + tol
+    if np.all(rows.excess(x) <= allowed):
+        return x
+    lo_t, hi_t = 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo_t + hi_t)
+        if np.all(rows.excess(start + mid * (x - start)) <= allowed):
+            lo_t = mid
+        else:
+            hi_t = mid
+    return start + lo_t * (x - start)

@@ -1,15 +1,25 @@
-"""The command line, end to end, through the real entry point."""
+"""The command line, end to end, through the real entry point: ``main([...])`` in this
+process (fast), and ``python -m evflex`` in a subprocess where the process itself matters."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from plotly.offline import get_plotlyjs
+
+from evflex.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
+PLOTLYJS_SIGNATURE = get_plotlyjs()[:300]
+SCRIPT_SRC = re.compile(r'<script[^>]*\ssrc="([^"]+)"')
+STRATEGIES = ("uncontrolled", "equal", "edf", "llf", "proportional")
 
 SCENARIO = """
 [site]
@@ -43,20 +53,48 @@ ROWS = [
 ]
 
 
-def evflex(*args, cwd):
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def evflex_process(*args, cwd):
+    """``python -m evflex ARGS`` in a fresh interpreter."""
     return subprocess.run(
         [sys.executable, "-m", "evflex", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
     )
 
 
 @pytest.fixture
-def case(tmp_path):
+def case(tmp_path, monkeypatch):
     (tmp_path / "scenario.toml").write_text(textwrap.dedent(SCENARIO))
     (tmp_path / "sessions.csv").write_text("\n".join([HEADER] + ROWS) + "\n")
+    monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
-def test_simulate_writes_every_output(case):
+@pytest.fixture
+def evflex(capsys):
+    """``evflex ARGS`` through :func:`evflex.cli.main.main` in this process, run in ``cwd``."""
+
+    def run(*args, cwd):
+        assert Path.cwd() == Path(cwd)  # the case fixture moved there
+        capsys.readouterr()
+        with warnings.catch_warnings():
+            # the interpreter's own filters, as a user's process has them (pytest shows more)
+            warnings.resetwarnings()
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return Run(code, out.out, out.err)
+
+    return run
+
+
+def test_simulate_writes_every_output(case, evflex):
     r = evflex("simulate", "scenario.toml", "--strategy", "edf", "--out", "res", cwd=case)
     assert r.returncode == 0, r.stderr
     out = case / "res"
@@ -90,10 +128,13 @@ def test_simulate_writes_every_output(case):
     assert abs(s["delivered_kwh"].sum() - k["energy_delivered_kwh"]) < 1e-6
     html = (out / "report.html").read_text()
     assert "Phase current at the grid connection" in html and "small" in html
+    assert html.count(PLOTLYJS_SIGNATURE) == 1 and not SCRIPT_SRC.search(html)  # one self-contained file
+    assert not (out / "plotly.min.js").exists()
+    assert 'id="notices"' not in html and "warning" not in r.stderr  # nothing to warn about
     assert "edf" in r.stdout and "results in" in r.stdout
 
 
-def test_strategy_all_compares(case):
+def test_strategy_all_compares(case, evflex):
     r = evflex("simulate", "scenario.toml", "--strategy", "all", "--out", "all", "-q", cwd=case)
     assert r.returncode == 0, r.stderr
     for s in ("uncontrolled", "equal", "edf", "llf", "proportional"):
@@ -103,10 +144,18 @@ def test_strategy_all_compares(case):
     assert list(cmp.columns) == ["uncontrolled", "equal", "edf", "llf", "proportional"]
     assert float(cmp.loc["limit_violation_steps", "uncontrolled"]) > 0
     assert all(float(cmp.loc["limit_violation_steps", s]) == 0 for s in ("equal", "edf", "llf", "proportional"))
-    assert (case / "all" / "report.html").exists()
+    shared = case / "all" / "plotly.min.js"
+    assert shared.read_text(encoding="utf-8") == get_plotlyjs()  # one copy of plotly.js for the folder
+    pages = [case / "all" / "report.html"] + [case / "all" / s / "report.html" for s in STRATEGIES]
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert PLOTLYJS_SIGNATURE not in html  # not inlined again
+        srcs = SCRIPT_SRC.findall(html)
+        assert len(srcs) == 1 and (page.parent / srcs[0]).resolve() == shared.resolve()
+        assert page.stat().st_size < len(get_plotlyjs()) / 4
 
 
-def bad(case, rows=None, header=HEADER, scenario=None):
+def bad(evflex, case, rows=None, header=HEADER, scenario=None):
     if rows is not None:
         (case / "sessions.csv").write_text("\n".join([header] + rows) + "\n")
     if scenario is not None:
@@ -118,33 +167,33 @@ def bad(case, rows=None, header=HEADER, scenario=None):
     return r.stderr.splitlines()
 
 
-def test_bad_sessions_exit_2_with_one_line_per_problem(case):
+def test_bad_sessions_exit_2_with_one_line_per_problem(case, evflex):
     rows = list(ROWS)
     rows[1] = "s2,C1-2,2026-03-02T12:00:00+01:00,2026-03-02T08:10:00+01:00,15,7.4,1"  # departure first
     rows[2] = "s3,C2-1,2026-03-02T08:20:00+01:00,2026-03-02T16:00:00+01:00,-30,11,3"  # negative energy
     rows[3] = "s4,C9-2,2026-03-02T09:00:00+01:00,2026-03-02T18:00:00+01:00,25,22,3"  # unknown connector
-    assert bad(case, rows) == [
+    assert bad(evflex, case, rows) == [
         "sessions.csv:5: connector_id='C9-2': unknown connector (the site has C1-1, C1-2, C2-1, C2-2, C3-1, C3-2)",
         "sessions.csv:3: departure='2026-03-02T08:10:00+01:00': not after arrival '2026-03-02T12:00:00+01:00'",
         "sessions.csv:4: energy_kwh='-30': must be >= 0",
     ]
 
 
-def test_missing_column(case):
+def test_missing_column(case, evflex):
     header = "session_id,connector_id,arrival,departure"
-    assert bad(case, [",".join(r.split(",")[:4]) for r in ROWS], header=header) == [
+    assert bad(evflex, case, [",".join(r.split(",")[:4]) for r in ROWS], header=header) == [
         "sessions.csv: missing required column 'energy_kwh'"
     ]
 
 
-def test_malformed_toml(case):
-    assert bad(case, scenario='[site]\nname = "x\nconnection_limit_a = 3\n') == [
+def test_malformed_toml(case, evflex):
+    assert bad(evflex, case, scenario='[site]\nname = "x\nconnection_limit_a = 3\n') == [
         "scenario.toml: invalid TOML: Illegal character '\\n' (at line 2, column 10)"
     ]
 
 
-def test_unknown_strategy(case):
-    r = evflex("simulate", "scenario.toml", "--strategy", "fastest", "--out", "res", cwd=case)
+def test_unknown_strategy(case, evflex):
+    r = evflex_process("simulate", "scenario.toml", "--strategy", "fastest", "--out", "res", cwd=case)
     assert r.returncode == 2 and not (case / "res").exists()
     assert r.stderr.splitlines() == [
         "--strategy: strategy='fastest': unknown strategy "
@@ -152,7 +201,7 @@ def test_unknown_strategy(case):
     ]
 
 
-def test_failed_run_keeps_previous_outputs(case):
+def test_failed_run_keeps_previous_outputs(case, evflex):
     assert evflex("simulate", "scenario.toml", "--out", "res", "-q", cwd=case).returncode == 0
     before = (case / "res" / "kpis.json").read_text()
     (case / "sessions.csv").write_text(HEADER + "\nx,C1-1,bad,2026-03-02T17:00:00+01:00,1,11,3\n")
@@ -161,7 +210,7 @@ def test_failed_run_keeps_previous_outputs(case):
     assert (case / "res" / "kpis.json").read_text() == before
 
 
-def test_generate_then_simulate(case):
+def test_generate_then_simulate(case, evflex):
     r = evflex(
         "sessions",
         "generate",
@@ -186,7 +235,7 @@ def test_generate_then_simulate(case):
     assert json.loads((case / "res2" / "kpis.json").read_text())["sessions"] == len(df)
 
 
-def test_generate_rejects_bad_options(case):
+def test_generate_rejects_bad_options(case, evflex):
     r = evflex("sessions", "generate", "--profile", "beach", "--connectors", "0", "-o", "x.csv", cwd=case)
     assert r.returncode == 2 and not (case / "x.csv").exists()
     assert r.stderr.splitlines() == [
@@ -195,7 +244,7 @@ def test_generate_rejects_bad_options(case):
     ]
 
 
-def test_import_acn_and_replay(case):
+def test_import_acn_and_replay(case, evflex):
     src = ROOT / "tests" / "data" / "acn"
     fixture = sorted(p for p in src.glob("*.json") if "bad" not in p.name)[0]
     r = evflex(
@@ -206,12 +255,12 @@ def test_import_acn_and_replay(case):
     assert len(df) > 0 and set(df["connector_id"]) <= {"C1-1", "C1-2", "C2-1", "C2-2", "C3-1", "C3-2"}
 
 
-def test_validate(case):
+def test_validate(case, evflex):
     r = evflex("validate", "scenario.toml", cwd=case)
     assert r.returncode == 0 and "6 connectors" in r.stdout and "6 sessions" in r.stdout
 
 
-def test_more_bad_input_exits_2_without_traceback(case):
+def test_more_bad_input_exits_2_without_traceback(case, evflex):
     (case / "dir.csv").mkdir()
     r = evflex("simulate", "scenario.toml", "--sessions", "dir.csv", "--out", "res", cwd=case)
     assert r.returncode == 2 and r.stderr.startswith("dir.csv: cannot read:")
@@ -241,7 +290,7 @@ def test_more_bad_input_exits_2_without_traceback(case):
     assert not (case / "res").exists()
 
 
-def test_scenario_values_out_of_range(case):
+def test_scenario_values_out_of_range(case, evflex):
     text = (
         textwrap.dedent(SCENARIO)
         .replace("connection_limit_a = 32.0", "connection_limit_a = inf")
@@ -255,10 +304,58 @@ def test_scenario_values_out_of_range(case):
     ]
 
 
-def test_rerun_replaces_earlier_outputs(case):
+def test_rerun_replaces_earlier_outputs(case, evflex):
     assert evflex("simulate", "scenario.toml", "--out", "res", "-q", cwd=case).returncode == 0
     assert (case / "res" / "kpis.json").exists()
     (case / "res" / "notes.txt").write_text("mine")
     assert evflex("simulate", "scenario.toml", "--strategy", "all", "--out", "res", "-q", cwd=case).returncode == 0
     assert not (case / "res" / "kpis.json").exists()  # the single run's files are gone
     assert (case / "res" / "llf" / "kpis.json").exists() and (case / "res" / "notes.txt").read_text() == "mine"
+    assert (case / "res" / "plotly.min.js").exists()
+    assert evflex("simulate", "scenario.toml", "--strategy", "edf", "--out", "res", "-q", cwd=case).returncode == 0
+    assert not (case / "res" / "plotly.min.js").exists() and not (case / "res" / "llf").exists()
+    assert not SCRIPT_SRC.search((case / "res" / "report.html").read_text(encoding="utf-8"))
+    assert sorted(p.name for p in case.iterdir() if p.name.startswith(".res")) == []  # no temporary left
+
+
+def _over_limit_case(case):
+    """The base load alone is above the 32 A limit on L1 from 10:00 to 11:00."""
+    text = (
+        textwrap.dedent(SCENARIO)
+        .replace(
+            'base_load = { profile = "office", peak_kw = 6.0, base_kw = 1.0 }', 'base_load = { file = "load.csv" }'
+        )
+        .replace("days = 2", "days = 1")
+    )
+    (case / "scenario.toml").write_text(text)
+    (case / "sessions.csv").write_text("\n".join([HEADER] + ROWS[:5]) + "\n")  # the first day's
+    hours = [f"2026-03-02T{h:02d}:00:00+01:00,{40 if h == 10 else 5},5,5" for h in range(24)]
+    (case / "load.csv").write_text("\n".join(["timestamp,l1_a,l2_a,l3_a"] + hours) + "\n")
+
+
+WARNING = (
+    "warning: the base load alone is above the limit on 60 steps (60 min): no controller can keep the site "
+    "under the limit then; controlled strategies hold the EVs drawing on those phases at 0 A"
+)
+
+
+def test_base_load_above_limit_is_said(case, evflex):
+    _over_limit_case(case)
+    r = evflex("simulate", "scenario.toml", "--strategy", "llf", "--out", "res", "-q", cwd=case)
+    assert r.returncode == 0, r.stderr
+    kpis = json.loads((case / "res" / "kpis.json").read_text())
+    assert kpis["base_load_over_limit_steps"] == 60 and kpis["limit_violation_steps"] == 0
+    assert r.stderr.splitlines() == [WARNING]
+    html = (case / "res" / "report.html").read_text(encoding="utf-8")
+    notice = re.search(r'<div class="notice" id="notices"[^>]*>(.*?)</div>', html, re.S)
+    assert notice and "The base load alone is above the limit on 60 steps" in notice.group(1)
+    assert html.index('id="notices"') < html.index('id="kpis"')  # above the key figures
+
+
+def test_base_load_above_limit_is_said_once_for_all_strategies(case, evflex):
+    _over_limit_case(case)
+    r = evflex("simulate", "scenario.toml", "--strategy", "all", "--out", "res", "-q", cwd=case)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [WARNING]  # the same for every strategy: said once
+    for page in [case / "res" / "report.html"] + [case / "res" / s / "report.html" for s in STRATEGIES]:
+        assert 'id="notices"' in page.read_text(encoding="utf-8"), page

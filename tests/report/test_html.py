@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 from plotly.offline import get_plotlyjs
 
@@ -20,7 +21,10 @@ from evflex.report.html import (
     bucket_min,
     bucket_size,
     group_max,
+    plotlyjs_bytes,
     row_groups,
+    to_script_json,
+    typed_array,
 )
 from evflex.sim.engine import simulate
 from evflex.sim.scenario import Scenario, SimulationConfig
@@ -30,10 +34,10 @@ S0 = START.timestamp()
 HOUR_S = 3600.0
 DAY_S = 86400.0
 #: A report's own content (figures, tables) may add at most this much to plotly.js: the
-#: bucketing bounds it whatever the run length: ~8 line traces x 3,000 points x 12 bytes
-#: (base64 float64 time + float32 value) ~ 0.3 MB, the heat map 16 rows x 1,500 columns
-#: x 5.3 bytes ~ 0.13 MB, ~450 sessions with hover text, ~60 kB of plotly templates.
-CONTENT_BOUND_BYTES = 1_500_000
+#: bucketing bounds it whatever the run length: ~12 line traces x 3,000 points x 16 bytes
+#: (base64 float64 time + float32 value) ~ 0.6 MB, the heat map 16 rows x 1,500 columns
+#: x 5.3 bytes ~ 0.13 MB, ~450 sessions with hover text, a small template per figure.
+CONTENT_BOUND_BYTES = 1_000_000
 #: The whole file: plotly.js (~4.8 MB in plotly 6-7) plus the content bound, rounded up.
 REPORT_BOUND_BYTES = 8_000_000
 PLOTLYJS_SIGNATURE = get_plotlyjs()[:300]
@@ -83,11 +87,31 @@ def _n_points(array) -> int:
     return len(array)
 
 
+def _plot_args(page: str, div_id: str) -> tuple[list, dict, dict]:
+    """(data, layout, config) passed to Plotly.newPlot for ``div_id``."""
+    m = re.search(r'Plotly\.newPlot\("' + re.escape(div_id) + r'", ', page)
+    assert m, div_id
+    decoder, pos, args = json.JSONDecoder(), m.end(), []
+    for end in (",", ",", ")"):
+        value, pos = decoder.raw_decode(page, pos)
+        assert page[pos] == end
+        args.append(value)
+        pos += 1
+    return args[0], args[1], args[2]
+
+
 def _figure_json(page: str, div_id: str) -> list:
     """The data array passed to Plotly.newPlot for ``div_id``."""
-    m = re.search(r'Plotly\.newPlot\(\s*"' + re.escape(div_id) + r'",\s*(\[.*?\]),\s*\{', page, re.S)
-    assert m, div_id
-    return json.loads(m.group(1))
+    return _plot_args(page, div_id)[0]
+
+
+def _decoded(array) -> np.ndarray:
+    """A plotly array, plain or base64-typed, as numpy."""
+    if isinstance(array, dict):
+        values = np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]).newbyteorder("<"))
+        shape = array.get("shape")
+        return values.reshape([int(d) for d in shape.split(",")]) if shape else values
+    return np.asarray(array)
 
 
 @pytest.fixture(scope="module")
@@ -226,8 +250,15 @@ def test_long_run_stays_light(tmp_path):
     assert "Downsampled, each point: max (limit: min) over 10 min." in page
     assert "Downsampled, each point: mean over 10 min." in page
     assert "Downsampled, each cell: max over 15 min." in page  # heat map: <= 1,500 columns
-    assert all(_n_points(tr["x"]) <= 3000 for tr in _figure_json(page, "phase-currents"))
+    phase = _figure_json(page, "phase-currents")
+    assert all(_n_points(tr["x"]) <= 3000 for tr in phase)
     assert _n_points(_figure_json(page, "connector-heatmap")[0]["x"]) <= 1500
+    ts = result.timeseries
+    for trace, col in zip(phase[:3], ("l1_a", "l2_a", "l3_a")):  # the peak of each phase survives
+        assert _decoded(trace["y"]).max() == np.float32(ts[col].max())
+    heat = _decoded(_figure_json(page, "connector-heatmap")[0]["z"])
+    cols = [f"{c}_current_a" for c in result.topology.connector_ids]
+    np.testing.assert_array_equal(heat.max(axis=1), ts[cols].to_numpy(np.float32).max(axis=0))
 
 
 def test_violations_marked(pair, tmp_path):
@@ -284,3 +315,116 @@ def test_comparison_report(pair, tmp_path):
 def test_comparison_report_needs_results(tmp_path):
     with pytest.raises(ValueError):
         write_comparison_report([], tmp_path / "c.html")
+
+
+# ---------------------------------------------------------------- figure JSON
+@pytest.mark.parametrize(
+    "values, code",
+    [
+        (np.array([1.5, np.nan, -2.0], dtype=np.float32), "f4"),
+        (np.array([1e300, 0.1]), "f8"),
+        (np.array([True, False, True]), "i1"),
+        (np.array([0, 7, -3], dtype=np.int64), "i4"),
+        (np.array([2**40, 1], dtype=np.int64), "f8"),  # does not fit int32: sent as float64
+        (np.array([200, 3], dtype=np.uint8), "u1"),
+        (np.arange(6, dtype=np.float32).reshape(2, 3), "f4"),
+        (np.array([1.0, 2.0], dtype=">f8"), "f8"),  # big-endian input goes out little-endian
+    ],
+)
+def test_typed_array_round_trip(values, code):
+    spec = typed_array(values)
+    assert spec["dtype"] == code
+    back = _decoded(spec)
+    assert back.shape == values.shape
+    np.testing.assert_array_equal(back, values.astype(back.dtype))
+
+
+def test_typed_array_of_nothing_is_an_empty_list():
+    assert typed_array(np.zeros(0)) == []
+    assert typed_array(np.zeros((0, 3), dtype=np.float32)) == []
+
+
+def test_script_json_cannot_close_the_script():
+    obj = {"name": "</script><script>alert(1)</script>", "amp": "a&b", "n": np.float32(1.5), "v": np.arange(2)}
+    text = to_script_json(obj)
+    assert "<" not in text and ">" not in text and "&" not in text
+    back = json.loads(text)
+    assert back["name"] == obj["name"] and back["amp"] == "a&b" and back["n"] == 1.5
+    np.testing.assert_array_equal(_decoded(back["v"]), [0, 1])
+
+
+def test_every_figure_is_valid_plotly(small_page, pair, tmp_path):
+    """plotly's own validators accept every trace and layout property we write."""
+    comparison = write_comparison_report(pair, tmp_path / "c.html").read_text(encoding="utf-8")
+    pages = {small_page[1]: ["phase-currents", "site-power", "connector-heatmap", "session-energy"]}
+    pages[small_page[1]] += ["session-histograms"]
+    pages[comparison] = ["strategy-bars", "strategy-max-current"]
+    for page, ids in pages.items():
+        for div_id in ids:
+            data, layout, config = _plot_args(page, div_id)
+            go.Figure(data=data, layout=layout)  # raises on an unknown or invalid property
+            assert config == {"displaylogo": False, "responsive": True}
+            assert isinstance(layout["title"], dict)  # plotly.js 3 takes titles as objects only
+
+
+def test_figure_values_are_the_run(small, small_page):
+    _, page = small_page
+    ts = small.timeseries
+    phase = _figure_json(page, "phase-currents")
+    l1 = _decoded(phase[0]["y"])
+    np.testing.assert_array_equal(l1, ts["l1_a"].to_numpy(np.float32))  # one day: one point per step
+    t_ms = _decoded(phase[0]["x"])
+    local = ts.index.tz_localize(None)
+    assert t_ms[0] == local[0].value / 1e6 and len(t_ms) == len(ts)
+    power = _figure_json(page, "site-power")
+    np.testing.assert_allclose(_decoded(power[3]["y"]), ts["site_power_kw"].to_numpy(), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- shared plotly.js, notices
+def test_report_can_load_a_shared_plotlyjs(small, tmp_path):
+    page = write_report(small, tmp_path / "llf" / "report.html", plotlyjs_src="../plotly.min.js")
+    text = page.read_text(encoding="utf-8")
+    assert PLOTLYJS_SIGNATURE not in text
+    assert re.findall(r'<script[^>]*\ssrc="([^"]+)"', text) == ["../plotly.min.js"]
+    assert 'id="no-plotly"' in text  # says what is missing when the folder was split
+    assert page.stat().st_size < len(plotlyjs_bytes()) / 4
+    assert _figure_json(text, "phase-currents")  # the figures are all there
+
+
+def test_plotlyjs_is_the_bundled_one():
+    assert plotlyjs_bytes().decode("utf-8") == get_plotlyjs()
+
+
+class _WithKpis:
+    """A finished run whose KPIs say more (as the simulator's may)."""
+
+    def __init__(self, result, **extra):
+        self._result, self.kpis = result, {**result.kpis, **extra}
+
+    def __getattr__(self, name):
+        return getattr(self._result, name)
+
+
+def _notice(page: str) -> str | None:
+    m = re.search(r'<div class="notice" id="notices"[^>]*>(.*?)</div>', page, re.S)
+    return m.group(1) if m else None
+
+
+def test_report_opens_with_the_notices(small, small_page, tmp_path):
+    assert _notice(small_page[1]) is None  # nothing to say
+    run = _WithKpis(small, base_load_over_limit_steps=90, no_ev_can_charge=True)
+    page = write_report(run, tmp_path / "report.html").read_text(encoding="utf-8")
+    notice = _notice(page)
+    assert notice is not None and page.index('id="notices"') < page.index('id="kpis"')
+    assert "The base load alone is above the limit on 90 steps (90 min)" in notice
+    assert "No EV can charge within the limit" in notice
+    assert "No EV can charge" not in (
+        _notice(write_report(_WithKpis(small, no_ev_can_charge=False), tmp_path / "f.html").read_text(encoding="utf-8"))
+        or ""
+    )
+
+
+def test_comparison_says_which_runs_a_notice_concerns(pair, tmp_path):
+    runs = [_WithKpis(pair[0], no_ev_can_charge=True), pair[1]]
+    notice = _notice(write_comparison_report(runs, tmp_path / "c.html").read_text(encoding="utf-8"))
+    assert notice is not None and "<strong>llf:</strong> No EV can charge within the limit" in notice

@@ -2,25 +2,31 @@
 
 Exit codes: 0 ok, 2 bad input (one line per problem on stderr, nothing written),
 1 internal error (one line; set ``EVFLEX_DEBUG=1`` for the traceback).
+
+Start-up is part of the interface: ``evflex --help`` must answer at once, so this module
+imports only typer and :mod:`evflex.errors` at the top; numpy, pandas, pydantic, plotly and
+rich are imported inside the commands that need them. Help is plain text (typer's rich help
+formatter alone costs more than the rest of the start-up: it imports markdown and syntax
+highlighting).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from evflex.errors import ValidationError, problem
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
 
 #: Longest window accepted [d]: ten years.
 MAX_DAYS = 3660
@@ -29,58 +35,69 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="evflex: EV charging clusters as a reliable flexibility resource.",
 )
-sessions_app = typer.Typer(no_args_is_help=True, help="Generate or import charging sessions.")
+sessions_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Generate or import charging sessions.")
 app.add_typer(sessions_app, name="sessions")
-out_console = Console()
-err_console = Console(stderr=True)
 
-#: KPIs shown in the summary table: (key, header, format)
-SUMMARY = [
-    ("strategy", "strategy", "{}"),
-    ("energy_served_pct", "served %", "{:.2f}"),
-    ("sessions_fully_served_pct", "full %", "{:.1f}"),
-    ("unmet_energy_kwh", "unmet kWh", "{:.1f}"),
-    ("max_phase_current_a", "max A", "{:.1f}"),
-    ("limit_violation_steps", "over", "{}"),
-    ("peak_site_kw", "peak kW", "{:.1f}"),
-    ("switch_ons_per_session_mean", "starts", "{:.2f}"),
-]
+
+def _say(text: str) -> None:
+    """One plain line on stdout (user text is never read as markup)."""
+    sys.stdout.write(f"{text}\n")
+
+
+@functools.cache
+def _console(stderr: bool) -> Console:
+    """The rich console of stdout or stderr, made on first use (rich is imported then)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
 
 
 def _progress(quiet: bool) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description:<14}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("steps"),
         TimeElapsedColumn(),
-        console=err_console,
+        console=_console(True),
         disable=quiet,
         transient=False,
     )
 
 
 def _summary_table(kpis_list: list[dict]) -> Table:
-    limit = kpis_list[0]["grid_limit_a"] if kpis_list else 0.0
-    t = Table(
-        title=f"limit {limit:g} A per phase; over = steps above a limit",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        padding=(0, 1),
-    )
-    rows = [[fmt.format(k[key]) for key, _, fmt in SUMMARY] for k in kpis_list]
-    for i, (_, header, _) in enumerate(SUMMARY):
+    """The compact summary, one row per run (columns: :data:`evflex.report.summary.SUMMARY_COLUMNS`)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from evflex.report.summary import SUMMARY_COLUMNS, is_violation, summary_cells, summary_title
+
+    t = Table(title=summary_title(kpis_list), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    rows = [summary_cells(k) for k in kpis_list]
+    for i, (_, header, _) in enumerate(SUMMARY_COLUMNS):
         width = max([len(header)] + [len(r[i]) for r in rows])
         t.add_column(header, justify="left" if i == 0 else "right", no_wrap=True, min_width=width)
-    over = [key for key, _, _ in SUMMARY].index("limit_violation_steps")
     for k, cells in zip(kpis_list, rows):
-        if k["limit_violation_steps"] > 0:
-            cells[over] = f"[bold red]{cells[over]}[/]"
-        t.add_row(*cells)
+        styled = [
+            Text(cell, style="bold red" if is_violation(key, k.get(key)) else "")
+            for (key, _, _), cell in zip(SUMMARY_COLUMNS, cells)
+        ]
+        t.add_row(*styled)
     return t
+
+
+def _warn(lines: list[str]) -> None:
+    """``warning: ...`` lines on stderr, highlighted on a terminal."""
+    from rich.text import Text
+
+    for line in lines:
+        _console(True).print(Text(f"warning: {line}", style="bold yellow"), soft_wrap=True)
 
 
 @app.command()
@@ -97,9 +114,12 @@ def simulate(
 ) -> None:
     """Simulate a scenario with one strategy (or all) and write KPIs, time series, per-session
     outcomes and an HTML report."""
+    import time
+
     from evflex.control.interface import Strategy
     from evflex.io.scenario import read_scenario
-    from evflex.report.outputs import write_outputs
+    from evflex.report.outputs import write_comparison_outputs, write_outputs
+    from evflex.report.summary import run_notices
     from evflex.sim.engine import simulate as run
 
     _check_options(days=days, seed=seed, out=out)
@@ -123,26 +143,23 @@ def simulate(
 
             res = run(sc, s, progress=tick)
             results.append(res)
+    t0 = time.perf_counter()
     if len(results) == 1:
         _write_atomic(out, lambda d: write_outputs(results[0], d, report=report))
     else:
-        from evflex.report.html import comparison_table, write_comparison_report
-
-        def write_all(d: Path) -> None:
-            for r in results:
-                write_outputs(r, d / r.strategy.value, report=report)
-            comparison_table(results).to_csv(d / "comparison.csv")
-            if report:
-                write_comparison_report(results, d / "report.html")
-
-        _write_atomic(out, write_all)
-    out_console.print(_summary_table([r.kpis for r in results]))
+        _write_atomic(out, lambda d: write_comparison_outputs(results, d, report=report))
+    write_s = time.perf_counter() - t0
+    kpis = [r.kpis for r in results]
+    _console(False).print(_summary_table(kpis))
+    _warn(run_notices(kpis))
     where = out / "report.html" if report else out
-    k0 = results[0].kpis
-    cut = f", {k0['sessions_truncated']} cut by the window" if k0["sessions_truncated"] else ""
-    wall = sum(r.kpis["sim_wall_s"] for r in results)
-    out_console.print(
-        f"sessions: {k0['sessions']}{cut} ({sc.sessions_source}); simulated in {wall:.1f} s; results in {where}"
+    k0 = kpis[0]
+    truncated = k0.get("sessions_truncated", 0)
+    cut = f", {truncated} cut by the window" if truncated else ""
+    wall = sum(k.get("sim_wall_s", 0.0) for k in kpis)
+    _say(
+        f"sessions: {k0.get('sessions', len(results[0].sessions))}{cut} ({sc.sessions_source}); "
+        f"simulated in {wall:.1f} s, written in {write_s:.1f} s; results in {where}"
     )
 
 
@@ -187,10 +204,6 @@ def _strategies(strategy: str | None) -> list[str] | None:
     return [strategy]
 
 
-#: What ``simulate`` writes into its output directory (other files there are left alone).
-OUTPUT_FILES = ("kpis.json", "timeseries.parquet", "sessions.csv", "report.html", "comparison.csv")
-
-
 def _write_atomic(out: Path, write) -> None:
     """Write everything into a fresh sibling directory first; only when that succeeded,
     clear the outputs of an earlier run from ``out`` and move the new ones in. A failure
@@ -199,6 +212,7 @@ def _write_atomic(out: Path, write) -> None:
     import tempfile
 
     from evflex.control.interface import Strategy
+    from evflex.report.outputs import OUTPUT_FILES
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -230,7 +244,7 @@ def validate(
     sc = read_scenario(scenario, sessions=sessions)
     site = sc.site
     n_conn = sum(c.connectors for c in site.chargers)
-    out_console.print(
+    _say(
         f"ok: {site.name}: {len(site.chargers)} chargers, {n_conn} connectors, "
         f"{site.connection_limit_a:g} A per phase; {len(sc.sessions)} sessions"
     )
@@ -249,7 +263,7 @@ def strategies() -> None:
         Strategy.PROPORTIONAL: "power in proportion to remaining energy",
     }
     for s in Strategy:
-        out_console.print(f"{s.value:<13} {docs[s]}")
+        _say(f"{s.value:<13} {docs[s]}")
 
 
 @sessions_app.command("generate")
@@ -264,6 +278,9 @@ def sessions_generate(
     timezone: Annotated[str, typer.Option(help="IANA time zone of local times.")] = "Europe/Copenhagen",
 ) -> None:
     """Write a sessions CSV from a behaviour model (ElaadNL statistics, or a fleet schedule)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from evflex.io.sessions import write_sessions_csv
     from evflex.sim.behaviour import Profile, generate_sessions
 
@@ -315,7 +332,7 @@ def sessions_generate(
         profile, ids, t0, days, seed, connector_phases=ph, connector_max_current_a=mx, voltage_ln_v=V
     )
     write_sessions_csv(df, output)
-    out_console.print(f"wrote {len(df)} {profile} sessions on {len(ids)} connectors to {output}")
+    _say(f"wrote {len(df)} {profile} sessions on {len(ids)} connectors to {output}")
 
 
 @sessions_app.command("import")
@@ -344,16 +361,25 @@ def sessions_import(
     write_sessions_csv(df, output)
     skipped = {k: v for k, v in df.attrs.get("skipped", {}).items() if v}
     note = f" (skipped: {', '.join(f'{k} {v}' for k, v in skipped.items())})" if skipped else ""
-    out_console.print(f"wrote {len(df)} sessions to {output}{note}")
+    _say(f"wrote {len(df)} sessions to {output}{note}")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err_console.print(f"warning: {message}", markup=False, highlight=False)
+    _console(True).print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code."""
+    """Run the CLI; returns the exit code (warnings print as one ``warning:`` line each
+    while it runs)."""
+    previous = warnings.showwarning
     warnings.showwarning = _show_warning
+    try:
+        return _run(argv)
+    finally:
+        warnings.showwarning = previous
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         rv = app(args=argv, standalone_mode=False)
     except ValidationError as exc:

@@ -1,8 +1,13 @@
-"""HTML reports: one self-contained page per run, and one page comparing strategies.
+"""HTML reports: one page per run, and one page comparing strategies.
 
-Each page is a single file that works offline: plotly.js is inlined once in the page head
-and every figure is a ``<div>`` drawn by it. User-provided text (site name, session and
-connector ids) is escaped with :func:`html.escape`.
+A page works offline. plotly.js is inlined once in its head (a single self-contained file),
+or, for the pages of a comparison folder, loaded from one shared ``plotly.min.js`` by
+relative path (:func:`write_plotlyjs`). Every figure is a ``<div>`` and a
+``Plotly.newPlot`` call whose data and layout are built here as plain JSON: numpy arrays
+go in as plotly.js typed arrays (base64), and no plotly Python figure object is built,
+which keeps writing a report a small share of a run. User-provided text (site name,
+session and connector ids) is escaped with :func:`html.escape`; the JSON is made safe
+inside ``<script>``.
 
 Long runs stay light: time series are cut into buckets of consecutive steps before they
 are plotted (at most :data:`MAX_POINTS` points per trace, :data:`MAX_HEATMAP_COLUMNS` heat
@@ -11,25 +16,30 @@ bucket, so peaks and limit violations are never hidden; limits keep the minimum;
 the mean. The kernels (:func:`bucket_max`, :func:`bucket_min`, :func:`bucket_mean`,
 :func:`group_max`) are pure functions on numpy arrays.
 
+Notices a user must see (a base load above the limit, no EV able to charge) open the page,
+highlighted, in the words of :mod:`evflex.report.summary`.
+
 Times are plotted as wall-clock time in the scenario's zone.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import html
+import json
 import math
+import pkgutil
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
-from plotly.subplots import make_subplots
 
+from evflex.report.summary import grouped_notices, is_violation
 from evflex.sim.results import RECORD_TOL_A
 from evflex.units import PHASE_NAMES
 
@@ -51,6 +61,7 @@ WEBGL_MIN_SESSIONS = 5000
 #: Label (with unit) and decimals of each KPI in the tables; unknown KPIs show their key.
 KPI_LABELS: dict[str, tuple[str, int]] = {
     "sessions": ("Sessions", 0),
+    "sessions_truncated": ("Sessions cut by the window", 0),
     "steps": ("Simulation steps", 0),
     "period_s": ("Step length [s]", 0),
     "energy_requested_kwh": ("Energy requested [kWh]", 1),
@@ -63,27 +74,52 @@ KPI_LABELS: dict[str, tuple[str, int]] = {
     "max_phase_current_a": ("Max phase current [A]", 1),
     "grid_limit_a": ("Grid limit per phase (lowest) [A]", 1),
     "limit_violation_steps": ("Steps over a limit", 0),
+    "limit_violation_s": ("Time over a limit [s]", 0),
     "max_overload_a": ("Max overload [A]", 2),
     "transient_overshoot_max_a": ("Max transient overshoot [A]", 2),
     "transient_overshoot_steps": ("Steps with a transient overshoot", 0),
     "base_load_over_limit_steps": ("Steps with the base load over the limit", 0),
+    "no_ev_can_charge": ("No EV can charge within the limit", 0),
     "phase_unbalance_max_a": ("Max phase unbalance [A]", 1),
     "ev_energy_by_phase_kwh": ("EV energy L1 / L2 / L3 [kWh]", 1),
     "switch_ons_per_session_mean": ("Switch-ons per session, mean", 2),
     "switch_ons_per_session_max": ("Switch-ons per session, max", 0),
     "phase_switches": ("Phase switches (3-to-1 and back)", 0),
+    "phase_switches_per_session_max": ("Phase switches per session, max", 0),
     "wait_to_first_charge_max_min": ("Max wait to first charge [min]", 1),
     "sessions_never_charged": ("Sessions never charged", 0),
     "active_steps": ("Steps the controller ran", 0),
     "sim_wall_s": ("Simulation wall time [s]", 2),
 }
-#: KPIs shown in red when above zero.
-VIOLATION_KPIS = ("limit_violation_steps", "max_overload_a")
 
 _PHASE_COLORS = ("#8c564b", "#1f1f1f", "#7f7f7f")  # IEC 60446: brown, black, grey
 _LIMIT_COLOR = "#d62728"
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
-_TEMPLATE = "plotly_white"
+_AXIS_STYLE = {
+    "gridcolor": "#EBF0F8",
+    "linecolor": "#EBF0F8",
+    "zerolinecolor": "#EBF0F8",
+    "zerolinewidth": 2,
+    "ticks": "",
+    "automargin": True,
+    "title": {"standoff": 15},
+}
+#: Look of every figure (the colours of plotly's "plotly_white"), as a plotly.js template.
+_TEMPLATE = {
+    "layout": {
+        "colorway": ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880"],
+        "font": {"color": "#2a3f5f"},
+        "hoverlabel": {"align": "left"},
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "title": {"x": 0.05},
+        "xaxis": _AXIS_STYLE,
+        "yaxis": _AXIS_STYLE,
+    }
+}
+_MARGIN = {"l": 60, "r": 20, "t": 50, "b": 40}
+#: Horizontal gap between the panels of a two-panel figure [fraction of the width].
+_PANEL_GAP = 0.1
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.8em; }
@@ -94,6 +130,8 @@ td.bad { color: #c00; font-weight: bold; } td.best { color: #070; font-weight: b
 dl.meta { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
 dl.meta dt { font-weight: bold; } dl.meta dd { margin: 0; }
 p.caption { font-size: 0.85em; color: #555; margin-top: 0; }
+.notice { background: #fff4e5; border-left: 6px solid #c00; padding: 0.6em 1em; margin: 1em 0; }
+.notice p { margin: 0.3em 0; font-weight: bold; }
 """
 
 
@@ -205,6 +243,73 @@ def group_max(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.nd
     return g[first], np.fmax.reduceat(np.asarray(values)[:, order], first, axis=1)
 
 
+# ---------------------------------------------------------------- plotly.js and JSON
+@functools.cache
+def plotlyjs_bytes() -> bytes:
+    """The minified plotly.js bundled with the plotly package (read once)."""
+    data = pkgutil.get_data("plotly", "package_data/plotly.min.js")
+    if data is None:
+        raise FileNotFoundError("plotly.min.js not found in the plotly package")
+    return data
+
+
+def write_plotlyjs(path) -> Path:
+    """Write plotly.js to ``path`` (for pages that load it by ``plotlyjs_src``); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(plotlyjs_bytes())
+    return path
+
+
+#: plotly.js typed-array type of each numpy dtype sent as such.
+_TYPED_ARRAY_CODES = {
+    np.dtype(np.int8): "i1",
+    np.dtype(np.uint8): "u1",
+    np.dtype(np.int16): "i2",
+    np.dtype(np.uint16): "u2",
+    np.dtype(np.int32): "i4",
+    np.dtype(np.uint32): "u4",
+    np.dtype(np.float32): "f4",
+    np.dtype(np.float64): "f8",
+}
+_INT32 = np.iinfo(np.int32)
+
+
+def typed_array(values: np.ndarray) -> dict | list:
+    """A numpy array as a plotly.js typed array: ``{"dtype", "bdata"[, "shape"]}`` with
+    the little-endian values in base64. Booleans go as int8; 64-bit integers as int32 when
+    they fit, else as float64; an empty array as ``[]``."""
+    a = np.asarray(values)
+    if a.size == 0:
+        return []
+    if a.dtype == np.bool_:
+        a = a.astype(np.int8)
+    elif a.dtype.kind in "iu" and a.dtype not in _TYPED_ARRAY_CODES:
+        a = a.astype(np.int32) if _INT32.min <= a.min() and a.max() <= _INT32.max else a.astype(np.float64)
+    elif a.dtype not in _TYPED_ARRAY_CODES:
+        a = a.astype(np.float64)
+    code = _TYPED_ARRAY_CODES[a.dtype]
+    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    spec: dict[str, Any] = {"dtype": code, "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
+    if a.ndim > 1:
+        spec["shape"] = ", ".join(str(d) for d in a.shape)
+    return spec
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray):
+        return typed_array(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot put a {type(obj).__name__} into a figure")
+
+
+def to_script_json(obj) -> str:
+    """``obj`` as compact JSON that is safe inside ``<script>`` (``<``, ``>``, ``&`` escaped)."""
+    text = json.dumps(obj, default=_json_default, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 # ---------------------------------------------------------------- small helpers
 def _esc(text) -> str:
     return html.escape(str(text), quote=True)
@@ -250,37 +355,93 @@ def _label(key: str) -> str:
     return _esc(KPI_LABELS.get(key, (key, 2))[0])
 
 
-def _is_violation(key: str, value) -> bool:
-    return key in VIOLATION_KPIS and isinstance(value, (int, float, np.number)) and bool(value > 0)
+def _title(text: str) -> dict:
+    return {"text": text}
 
 
-def _figure(fig: go.Figure, div_id: str, caption: str = "") -> str:
-    fig.update_layout(template=_TEMPLATE, margin=dict(l=60, r=20, t=50, b=40))
-    height = fig.layout.height or 420
-    body = fig.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        div_id=div_id,
-        config=_PLOTLY_CONFIG,
-        default_width="100%",
-        default_height=f"{height}px",
-    )
+def _line(x, y, name: str, color: str | None = None, **kw) -> dict:
+    """A line trace; ``kw`` goes into its ``line`` (width, dash, shape)."""
+    line = {"color": color, **kw} if color else dict(kw)
+    return {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": name, "line": line}
+
+
+def _two_panels(left_title: str, right_title: str) -> dict:
+    """Layout of two side-by-side panels (axes x/y and x2/y2) titled above each."""
+    half = (1.0 - _PANEL_GAP) / 2
+
+    def title(text: str, x: float) -> dict:
+        return {
+            "text": text,
+            "x": x,
+            "y": 1.0,
+            "xref": "paper",
+            "yref": "paper",
+            "xanchor": "center",
+            "yanchor": "bottom",
+            "showarrow": False,
+            "font": {"size": 16},
+        }
+
+    return {
+        "xaxis": {"domain": [0.0, half], "anchor": "y"},
+        "yaxis": {"domain": [0.0, 1.0], "anchor": "x"},
+        "xaxis2": {"domain": [1.0 - half, 1.0], "anchor": "y2"},
+        "yaxis2": {"domain": [0.0, 1.0], "anchor": "x2"},
+        "annotations": [title(left_title, half / 2), title(right_title, 1.0 - half / 2)],
+    }
+
+
+def _figure(div_id: str, data: list[dict], layout: dict, caption: str = "") -> str:
+    """A figure's ``<div>`` and the script drawing it (``height`` in ``layout`` [px])."""
+    layout = {"template": _TEMPLATE, "margin": _MARGIN, **layout}
+    height = int(layout.get("height", 420))
+    args = ",".join(to_script_json(x) for x in (data, layout, _PLOTLY_CONFIG))
     note = f'<p class="caption">{_esc(caption)}</p>' if caption else ""
-    return f"<section>{body}{note}</section>"
-
-
-def _page(title: str, body: str) -> str:
     return (
+        f'<section><div id="{div_id}" class="plotly-graph-div" style="height:{height}px; width:100%;"></div>'
+        f'<script type="text/javascript">window.Plotly && Plotly.newPlot("{div_id}", {args});</script>'
+        f"{note}</section>"
+    )
+
+
+def _page(title: str, body: str, plotlyjs_src: str | None) -> list[bytes]:
+    """The page as byte chunks: plotly.js inlined (``plotlyjs_src`` None) or loaded from
+    ``plotlyjs_src``, a URL relative to the page."""
+    head = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n"
-        f'<script type="text/javascript">{get_plotlyjs()}</script>\n</head>\n'
-        f"<body>\n{body}\n</body>\n</html>\n"
     )
+    tail = f"</head>\n<body>\n{body}\n</body>\n</html>\n"
+    if plotlyjs_src is None:
+        return [(head + '<script type="text/javascript">').encode(), plotlyjs_bytes(), ("</script>\n" + tail).encode()]
+    src = _esc(quote(plotlyjs_src))
+    missing = (
+        f'<p id="no-plotly" class="notice" hidden>The figures need plotly.js at {src}, '
+        "next to this page: keep the output folder together.</p>\n"
+        '<script type="text/javascript">'
+        'if (!window.Plotly) document.getElementById("no-plotly").hidden = false;</script>\n'
+    )
+    return [
+        (head + f'<script type="text/javascript" src="{src}" charset="utf-8"></script>\n').encode(),
+        tail.replace("<body>\n", "<body>\n" + missing, 1).encode(),
+    ]
 
 
 def _meta(items: dict[str, str]) -> str:
     rows = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in items.items())
     return f'<dl class="meta">{rows}</dl>'
+
+
+def _notices(notes: list[tuple[list[str] | None, str]]) -> str:
+    """The highlighted notice box opening a page (empty when there is nothing to say);
+    ``notes`` as :func:`evflex.report.summary.grouped_notices` gives them."""
+    if not notes:
+        return ""
+    paragraphs = []
+    for names, text in notes:
+        who = f"<strong>{_esc(', '.join(names))}:</strong> " if names else ""
+        paragraphs.append(f"<p>{who}{_esc(text[:1].upper() + text[1:])}.</p>")
+    return f'<div class="notice" id="notices" role="alert">{"".join(paragraphs)}</div>'
 
 
 def _window(result: SimulationResult) -> dict[str, str]:
@@ -291,63 +452,60 @@ def _window(result: SimulationResult) -> dict[str, str]:
     return {"Step": _duration(result.period_s), "Start": start.strftime(fmt), "End": end.strftime(fmt)}
 
 
-def _write(path, text: str) -> Path:
+def _write(path, chunks: list[bytes]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    with open(path, "wb") as f:
+        for chunk in chunks:
+            f.write(chunk)
     return path
 
 
 # ---------------------------------------------------------------- single-run figures
+def _time_layout(title: str, y_title: str, height: int) -> dict:
+    return {
+        "title": _title(title),
+        "height": height,
+        "xaxis": {"type": "date"},
+        "yaxis": {"title": _title(y_title), "hoverformat": ".1f"},
+        "hovermode": "x unified",
+    }
+
+
 def _phase_figure(ts: pd.DataFrame, t_ms: np.ndarray, period_s: float) -> str:
-    phase_cols = [f"{p.lower()}_a" for p in PHASE_NAMES]
-    base_cols = [f"base_{p.lower()}_a" for p in PHASE_NAMES]
-    phase_a = ts[phase_cols].to_numpy(np.float64)
-    limit_a = ts["limit_a"].to_numpy(np.float64)
-    t, phase_max = bucket_max(phase_a.astype(np.float32), t_ms, MAX_POINTS, period_s)
-    _, base_max = bucket_max(ts[base_cols].to_numpy(np.float32), t_ms, MAX_POINTS, period_s)
-    _, limit_min = bucket_min(limit_a.astype(np.float32), t_ms, MAX_POINTS, period_s)
+    phase_a = ts[[f"{p.lower()}_a" for p in PHASE_NAMES]].to_numpy(np.float32)
+    base_a = ts[[f"base_{p.lower()}_a" for p in PHASE_NAMES]].to_numpy(np.float32)
+    limit_a = ts["limit_a"].to_numpy(np.float32)
+    t, phase_max = bucket_max(phase_a, t_ms, MAX_POINTS, period_s)
+    _, base_max = bucket_max(base_a, t_ms, MAX_POINTS, period_s)
+    _, limit_min = bucket_min(limit_a, t_ms, MAX_POINTS, period_s)
     over = (phase_a.max(axis=1, initial=-np.inf) > limit_a + RECORD_TOL_A).astype(np.int8)
     _, over_any = bucket_max(over, t_ms, MAX_POINTS, period_s)
-    fig = go.Figure()
+    data = [_line(t, phase_max[:, p], name, _PHASE_COLORS[p], width=1.2) for p, name in enumerate(PHASE_NAMES)]
+    for trace, name in zip(data, PHASE_NAMES):
+        trace["legendgroup"] = name
     for p, name in enumerate(PHASE_NAMES):
-        fig.add_trace(
-            go.Scatter(
-                x=t, y=phase_max[:, p], name=name, legendgroup=name, line=dict(color=_PHASE_COLORS[p], width=1.2)
-            )
-        )
-    for p, name in enumerate(PHASE_NAMES):
-        fig.add_trace(
-            go.Scatter(
-                x=t,
-                y=base_max[:, p],
-                name=f"base load {name}",
-                legendgroup=name,
-                line=dict(color=_PHASE_COLORS[p], width=1, dash="dot"),
-            )
-        )
-    fig.add_trace(go.Scatter(x=t, y=limit_min, name="limit", line=dict(color=_LIMIT_COLOR, shape="hv", dash="dash")))
+        base = _line(t, base_max[:, p], f"base load {name}", _PHASE_COLORS[p], width=1, dash="dot")
+        data.append({**base, "legendgroup": name})
+    data.append(_line(t, limit_min, "limit", _LIMIT_COLOR, shape="hv", dash="dash"))
     hit = over_any.astype(bool)
     if hit.any():
-        fig.add_trace(
-            go.Scatter(
-                x=t[hit],
-                y=phase_max[hit].max(axis=1),
-                name="above limit",
-                mode="markers",
-                marker=dict(color=_LIMIT_COLOR, symbol="x", size=7),
-            )
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": t[hit],
+                "y": phase_max[hit].max(axis=1),
+                "name": "above limit",
+                "marker": {"color": _LIMIT_COLOR, "symbol": "x", "size": 7},
+            }
         )
-    fig.update_layout(
-        title="Phase current at the grid connection [A]",
-        height=460,
-        xaxis_type="date",
-        yaxis=dict(title="current [A]", hoverformat=".1f"),
-        hovermode="x unified",
-    )
     note = _bucket_note(len(ts), MAX_POINTS, period_s, "max (limit: min)")
     return _figure(
-        fig, "phase-currents", "EVs settled at the end of each step plus the base load (building minus PV). " + note
+        "phase-currents",
+        data,
+        _time_layout("Phase current at the grid connection [A]", "current [A]", 460),
+        "EVs settled at the end of each step plus the base load (building minus PV). " + note,
     )
 
 
@@ -360,19 +518,11 @@ def _power_figure(ts: pd.DataFrame, t_ms: np.ndarray, period_s: float) -> str:
     )
     t, kw = bucket_mean(ts[[s[0] for s in series]].to_numpy(np.float64), t_ms, MAX_POINTS, period_s)
     kw = kw.astype(np.float32)
-    fig = go.Figure()
-    for k, (_, name, color, width) in enumerate(series):
-        fig.add_trace(go.Scatter(x=t, y=kw[:, k], name=name, line=dict(color=color, width=width)))
-    fig.update_layout(
-        title="Site power [kW]",
-        height=420,
-        xaxis_type="date",
-        yaxis=dict(title="power [kW]", hoverformat=".1f"),
-        hovermode="x unified",
-    )
+    data = [_line(t, kw[:, k], name, color, width=width) for k, (_, name, color, width) in enumerate(series)]
     return _figure(
-        fig,
         "site-power",
+        data,
+        _time_layout("Site power [kW]", "power [kW]", 420),
         "Site total = EV + building - PV, drawn from the grid positive. "
         + _bucket_note(len(ts), MAX_POINTS, period_s, "mean"),
     )
@@ -398,89 +548,89 @@ def _heatmap_figure(result: SimulationResult, ts: pd.DataFrame, t_ms: np.ndarray
         ]
         note += " Rows: the maximum over the connectors of each charger or run of chargers."
     names = [_esc(n) for n in names]
-    fig = go.Figure(
-        go.Heatmap(
-            x=t,
-            y=names,
-            z=np.asarray(current, dtype=np.float32).T,
-            zmin=0.0,
-            colorscale="Viridis",
-            colorbar=dict(title="A"),
-            hovertemplate="%{y}<br>%{x}<br>%{z:.1f} A<extra></extra>",
-        )
-    )
-    height = int(np.clip(150 + 16 * len(names), 300, 1100))
-    fig.update_layout(
-        title="Connector current [A]",
-        height=height,
-        xaxis_type="date",
-        yaxis=dict(type="category", autorange="reversed"),
-    )
-    return _figure(fig, "connector-heatmap", "Average per-phase current of each connector. " + note)
+    heat = {
+        "type": "heatmap",
+        "x": t,
+        "y": names,
+        "z": np.ascontiguousarray(np.asarray(current, dtype=np.float32).T),
+        "zmin": 0.0,
+        "colorscale": "Viridis",
+        "colorbar": {"title": _title("A")},
+        "hovertemplate": "%{y}<br>%{x}<br>%{z:.1f} A<extra></extra>",
+    }
+    layout = {
+        "title": _title("Connector current [A]"),
+        "height": int(np.clip(150 + 16 * len(names), 300, 1100)),
+        "xaxis": {"type": "date"},
+        "yaxis": {"type": "category", "autorange": "reversed"},
+    }
+    return _figure("connector-heatmap", [heat], layout, "Average per-phase current of each connector. " + note)
 
 
 def _session_figure(sessions: pd.DataFrame) -> str:
-    fig = go.Figure()
-    scatter = go.Scattergl if len(sessions) > WEBGL_MIN_SESSIONS else go.Scatter
+    kind = "scattergl" if len(sessions) > WEBGL_MIN_SESSIONS else "scatter"
+    served_mask = sessions["fully_served"].to_numpy(bool)
+    data = []
     for served, name, color in ((True, "fully served", "#2ca02c"), (False, "not fully served", "#ff7f0e")):
-        s = sessions[sessions["fully_served"].astype(bool) == served]
+        s = sessions[served_mask == served]
         text = [f"{_esc(i)} on {_esc(c)}" for i, c in zip(s["session_id"], s["connector_id"], strict=True)]
-        fig.add_trace(
-            scatter(
-                x=s["requested_kwh"].to_numpy(float),
-                y=s["delivered_kwh"].to_numpy(float),
-                mode="markers",
-                name=name,
-                text=text,
-                customdata=s["served_pct"].to_numpy(float),
-                marker=dict(color=color, size=6, opacity=0.7),
-                hovertemplate="%{text}<br>requested %{x:.2f} kWh<br>delivered %{y:.2f} kWh"
+        data.append(
+            {
+                "type": kind,
+                "mode": "markers",
+                "x": s["requested_kwh"].to_numpy(np.float64),
+                "y": s["delivered_kwh"].to_numpy(np.float64),
+                "name": name,
+                "text": text,
+                "customdata": s["served_pct"].to_numpy(np.float64),
+                "marker": {"color": color, "size": 6, "opacity": 0.7},
+                "hovertemplate": "%{text}<br>requested %{x:.2f} kWh<br>delivered %{y:.2f} kWh"
                 "<br>served %{customdata:.1f} %<extra></extra>",
-            )
+            }
         )
     top = float(sessions["requested_kwh"].max()) if len(sessions) else 1.0
-    fig.add_trace(
-        go.Scatter(
-            x=[0.0, top],
-            y=[0.0, top],
-            mode="lines",
-            name="delivered = requested",
-            line=dict(color="#999999", dash="dash"),
-        )
-    )
-    fig.update_layout(
-        title="Energy per session: delivered vs requested [kWh]",
-        height=480,
-        xaxis_title="requested [kWh]",
-        yaxis_title="delivered [kWh]",
-    )
+    data.append(_line([0.0, top], [0.0, top], "delivered = requested", "#999999", dash="dash"))
+    layout = {
+        "title": _title("Energy per session: delivered vs requested [kWh]"),
+        "height": 480,
+        "xaxis": {"title": _title("requested [kWh]")},
+        "yaxis": {"title": _title("delivered [kWh]")},
+    }
     return _figure(
-        fig, "session-energy", "One marker per session; below the dashed line the EV left with less than it asked for."
+        "session-energy",
+        data,
+        layout,
+        "One marker per session; below the dashed line the EV left with less than it asked for.",
     )
 
 
-def _histogram_bars(values: np.ndarray, bins) -> go.Bar:
+def _histogram_bars(values: np.ndarray, bins, axes: str) -> dict:
     counts, edges = np.histogram(values, bins=bins)
-    return go.Bar(
-        x=(edges[:-1] + edges[1:]) / 2,
-        y=counts,
-        width=np.diff(edges),
-        showlegend=False,
-        marker_color="#1f77b4",
-        hovertemplate="%{x:.1f}: %{y} sessions<extra></extra>",
-    )
+    return {
+        "type": "bar",
+        "x": (edges[:-1] + edges[1:]) / 2,
+        "y": counts,
+        "width": np.diff(edges),
+        "showlegend": False,
+        "marker": {"color": "#1f77b4"},
+        "hovertemplate": "%{x:.1f}: %{y} sessions<extra></extra>",
+        "xaxis": f"x{axes}",
+        "yaxis": f"y{axes}",
+    }
 
 
 def _histogram_figure(sessions: pd.DataFrame) -> str:
     wait_min = sessions["wait_min"].to_numpy(float)
     wait_min = wait_min[np.isfinite(wait_min)]
     served_pct = np.clip(sessions["served_pct"].to_numpy(float), 0.0, 100.0)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Wait to first charge [min]", "Energy served per session [%]"))
-    fig.add_trace(_histogram_bars(wait_min, 30 if len(wait_min) else 1), row=1, col=1)
-    fig.add_trace(_histogram_bars(served_pct, np.linspace(0.0, 100.0, 21)), row=1, col=2)
-    fig.update_layout(title="Sessions: wait and energy served", height=380, bargap=0.05)
-    fig.update_yaxes(title_text="sessions", row=1, col=1)
-    return _figure(fig, "session-histograms", "Wait: sessions that charged at all.")
+    data = [
+        _histogram_bars(wait_min, 30 if len(wait_min) else 1, ""),
+        _histogram_bars(served_pct, np.linspace(0.0, 100.0, 21), "2"),
+    ]
+    layout = _two_panels("Wait to first charge [min]", "Energy served per session [%]")
+    layout["yaxis"]["title"] = _title("sessions")
+    layout.update(title=_title("Sessions: wait and energy served"), height=380, bargap=0.05)
+    return _figure("session-histograms", data, layout, "Wait: sessions that charged at all.")
 
 
 def _kpi_table(kpis: dict) -> str:
@@ -488,25 +638,31 @@ def _kpi_table(kpis: dict) -> str:
     for key, value in kpis.items():
         if key == "strategy":
             continue
-        cls = ' class="bad"' if _is_violation(key, value) else ""
+        cls = ' class="bad"' if is_violation(key, value) else ""
         rows.append(f"<tr><td>{_label(key)}</td><td{cls}>{_fmt(key, value)}</td></tr>")
     return f'<table id="kpis"><tr><th>KPI</th><th>value</th></tr>{"".join(rows)}</table>'
 
 
-def write_report(result: SimulationResult, path) -> Path:
-    """Write the HTML report of one run to ``path`` (a single offline file); returns the path."""
+def write_report(result: SimulationResult, path, plotlyjs_src: str | None = None) -> Path:
+    """Write the HTML report of one run to ``path``; returns the path.
+
+    The page is a single offline file with plotly.js inlined, unless ``plotlyjs_src`` (a URL
+    relative to the page, e.g. ``"../plotly.min.js"``) names a copy to load instead.
+    """
     ts = result.timeseries
     period_s = result.period_s
     t_ms = _plot_ms(ts.index)
+    kpis = result.kpis
     site = result.scenario.site.name
     strategy = result.strategy.value
     meta = {"Site": site, "Strategy": strategy, **_window(result), "Sessions": str(len(result.sessions))}
     body = "\n".join(
         [
             f"<h1>evflex report: {_esc(site)} ({_esc(strategy)})</h1>",
+            _notices(grouped_notices([kpis])),
             _meta(meta),
             "<h2>Key figures</h2>",
-            _kpi_table(result.kpis),
+            _kpi_table(kpis),
             "<h2>Grid connection</h2>",
             _phase_figure(ts, t_ms, period_s),
             _power_figure(ts, t_ms, period_s),
@@ -517,7 +673,7 @@ def write_report(result: SimulationResult, path) -> Path:
             _histogram_figure(result.sessions),
         ]
     )
-    return _write(path, _page(f"evflex: {site} ({strategy})", body))
+    return _write(path, _page(f"evflex: {site} ({strategy})", body, plotlyjs_src))
 
 
 # ---------------------------------------------------------------- strategy comparison
@@ -562,94 +718,90 @@ def _comparison_html(table: pd.DataFrame) -> str:
         cells = []
         for col, value in values.items():
             cls = (
-                "bad"
-                if _is_violation(key, value)
-                else "best"
-                if key == "energy_served_pct" and col in best_cols
-                else ""
+                "bad" if is_violation(key, value) else "best" if key == "energy_served_pct" and col in best_cols else ""
             )
             cells.append(f'<td class="{cls}">{_fmt(key, value)}</td>' if cls else f"<td>{_fmt(key, value)}</td>")
         rows.append(f"<tr><td>{_label(key)}</td>{''.join(cells)}</tr>")
     return f'<table id="kpi-comparison"><tr><th>KPI</th>{head}</tr>{"".join(rows)}</table>'
 
 
+def _kpi_row(table: pd.DataFrame, key: str) -> np.ndarray:
+    """One KPI across the runs as floats (NaN where a run lacks it)."""
+    if key not in table.index:
+        return np.full(len(table.columns), np.nan)
+    return pd.to_numeric(pd.Series(table.loc[key].to_numpy()), errors="coerce").to_numpy(np.float64)
+
+
 def _bars_figure(table: pd.DataFrame) -> str:
     names = [_esc(c) for c in table.columns]
-    served = table.loc["energy_served_pct"].to_numpy(float)
-    peak_a = table.loc["max_phase_current_a"].to_numpy(float)
-    limit_a = table.loc["grid_limit_a"].to_numpy(float)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Energy served [%]", "Max phase current vs limit [A]"))
-    fig.add_trace(
-        go.Bar(
-            x=names,
-            y=served,
-            name="energy served",
-            marker_color="#2ca02c",
-            showlegend=False,
-            hovertemplate="%{x}: %{y:.2f} %<extra></extra>",
-        ),
-        row=1,
-        col=1,
-    )
-    colors = np.where(peak_a > limit_a + RECORD_TOL_A, _LIMIT_COLOR, "#1f77b4")
-    fig.add_trace(
-        go.Bar(
-            x=names,
-            y=peak_a,
-            name="max phase current",
-            marker_color=list(colors),
-            hovertemplate="%{x}: %{y:.1f} A<extra></extra>",
-        ),
-        row=1,
-        col=2,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=names,
-            y=limit_a,
-            name="limit",
-            mode="markers",
-            marker=dict(symbol="line-ew-open", size=48, color=_LIMIT_COLOR, line_width=3),
-            hovertemplate="limit %{y:.1f} A<extra></extra>",
-        ),
-        row=1,
-        col=2,
-    )
-    fig.update_yaxes(range=[0, 100.5], row=1, col=1)
-    fig.update_layout(title="Strategies side by side", height=420)
-    return _figure(fig, "strategy-bars", "Red bars: the maximum phase current went above the lowest limit.")
+    served = _kpi_row(table, "energy_served_pct")
+    peak_a = _kpi_row(table, "max_phase_current_a")
+    limit_a = _kpi_row(table, "grid_limit_a")
+    colors = np.where(peak_a > limit_a + RECORD_TOL_A, _LIMIT_COLOR, "#1f77b4").tolist()
+    data: list[dict] = [
+        {
+            "type": "bar",
+            "x": names,
+            "y": served,
+            "name": "energy served",
+            "marker": {"color": "#2ca02c"},
+            "showlegend": False,
+            "hovertemplate": "%{x}: %{y:.2f} %<extra></extra>",
+        },
+        {
+            "type": "bar",
+            "x": names,
+            "y": peak_a,
+            "name": "max phase current",
+            "marker": {"color": colors},
+            "hovertemplate": "%{x}: %{y:.1f} A<extra></extra>",
+            "xaxis": "x2",
+            "yaxis": "y2",
+        },
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "x": names,
+            "y": limit_a,
+            "name": "limit",
+            "marker": {"symbol": "line-ew-open", "size": 48, "color": _LIMIT_COLOR, "line": {"width": 3}},
+            "hovertemplate": "limit %{y:.1f} A<extra></extra>",
+            "xaxis": "x2",
+            "yaxis": "y2",
+        },
+    ]
+    layout = _two_panels("Energy served [%]", "Max phase current vs limit [A]")
+    layout["yaxis"]["range"] = [0, 100.5]
+    layout.update(title=_title("Strategies side by side"), height=420)
+    return _figure("strategy-bars", data, layout, "Red bars: the maximum phase current went above the lowest limit.")
 
 
 def _max_current_figure(results: Sequence[SimulationResult], names: list[str]) -> str:
-    fig = go.Figure()
+    data = []
     notes = set()
     for r, name in zip(results, names, strict=True):
         ts = r.timeseries
-        t_ms = _plot_ms(ts.index)
         phase_a = ts[[f"{p.lower()}_a" for p in PHASE_NAMES]].to_numpy(np.float32).max(axis=1, initial=-np.inf)
-        t, peak = bucket_max(phase_a, t_ms, MAX_POINTS, r.period_s)
-        fig.add_trace(go.Scatter(x=t, y=peak, name=_esc(name), line=dict(width=1.2)))
+        t, peak = bucket_max(phase_a, _plot_ms(ts.index), MAX_POINTS, r.period_s)
+        data.append(_line(t, peak, _esc(name), width=1.2))
         notes.add(_bucket_note(len(ts), MAX_POINTS, r.period_s, "max (limit: min)"))
     first = results[0].timeseries
     t, limit_min = bucket_min(
         first["limit_a"].to_numpy(np.float32), _plot_ms(first.index), MAX_POINTS, results[0].period_s
     )
-    fig.add_trace(go.Scatter(x=t, y=limit_min, name="limit", line=dict(color=_LIMIT_COLOR, shape="hv", dash="dash")))
-    fig.update_layout(
-        title="Highest phase current at the grid connection [A]",
-        height=460,
-        xaxis_type="date",
-        yaxis=dict(title="current [A]", hoverformat=".1f"),
-        hovermode="x unified",
+    data.append(_line(t, limit_min, "limit", _LIMIT_COLOR, shape="hv", dash="dash"))
+    layout = _time_layout("Highest phase current at the grid connection [A]", "current [A]", 460)
+    return _figure(
+        "strategy-max-current", data, layout, "Per strategy, the highest of L1, L2, L3. " + " ".join(sorted(notes))
     )
-    return _figure(fig, "strategy-max-current", "Per strategy, the highest of L1, L2, L3. " + " ".join(sorted(notes)))
 
 
-def write_comparison_report(results: Sequence[SimulationResult], path) -> Path:
+def write_comparison_report(results: Sequence[SimulationResult], path, plotlyjs_src: str | None = None) -> Path:
     """Write an HTML page comparing runs of several strategies on one scenario.
 
     Links point to each strategy's own report at ``<strategy>/report.html`` next to
-    ``path``. Returns the path.
+    ``path``. plotly.js is inlined unless ``plotlyjs_src`` names a copy to load (see
+    :func:`write_report`). Returns the path.
     """
     results = list(results)
     if not results:
@@ -664,6 +816,7 @@ def write_comparison_report(results: Sequence[SimulationResult], path) -> Path:
     body = "\n".join(
         [
             f"<h1>evflex strategy comparison: {_esc(site)}</h1>",
+            _notices(grouped_notices([r.kpis for r in results])),
             _meta({"Site": site, "Strategies": ", ".join(names), **_window(results[0])}),
             f'<h2>Reports per strategy</h2><ul id="strategy-links">{links}</ul>',
             "<h2>Key figures</h2>",
@@ -674,4 +827,4 @@ def write_comparison_report(results: Sequence[SimulationResult], path) -> Path:
             _max_current_figure(results, names),
         ]
     )
-    return _write(path, _page(f"evflex: {site}, strategy comparison", body))
+    return _write(path, _page(f"evflex: {site}, strategy comparison", body, plotlyjs_src))

@@ -320,6 +320,8 @@ _SLACK_A = 1e-10
 _PAIR_RESOLUTION = 1e-12
 #: Relative tolerance on a row's derivative when deciding who pushes a binding row.
 _PUSH_EPS = 1e-9
+#: Above this many pair-row segments to certify, the bounds are computed as arrays first.
+_VECTOR_BOUNDS = 64
 
 
 # ---------------------------------------------------------------------- one row, one line
@@ -368,8 +370,8 @@ def _pair_bound(zi: complex, yj: complex, zj: complex, a: float, b: float, fa: f
     p0 = yj + a * zj
     u = -(p0.real * zj.real + p0.imag * zj.imag) / zj2
     d = abs(p0 + min(max(u, 0.0), ell) * zj)
-    if d > 0.0:
-        kappa = zj2 / d
+    kappa = zj2 / d if d > 0.0 else 0.0
+    if 0.0 < kappa < math.inf:
         slope = (fb - fa) / ell
         s = min(max(ell / 2.0 + slope / kappa, 0.0), ell)
         best = min(best, fa + slope * s + kappa * s * (ell - s) / 2.0)
@@ -422,7 +424,7 @@ def _pair_exit(yi: complex, zi: complex, yj: complex, zj: complex, bound: float,
     while stack:  # intervals left to right; everything left of the popped one is certified
         a, b, fa, fb, ja, jb = stack.pop()
         if fb > hi:
-            r, fr = _illinois(f, a, b, fa, fb, bound, res)
+            r, fr = _illinois(f, a, b, fa, fb, hi, res)
             best = r
             stack.clear()  # what lies right of the crossing no longer matters
             jr = abs(yj + r * zj)
@@ -709,6 +711,8 @@ def _greedy_steps(L: _Lines, give: list) -> list:
     v, lim, mono, lp, lr, la, members = L.v, L.lim, L.mono, L.lp, L.lr, L.la, L.members
     y, zlim, check, pp, pr, pz = L.y, L.zlim, L.check, L.pp, L.pr, L.pz
     pi, pj, ulim, qp, qu, qzi, qzj = L.pi, L.pj, L.ulim, L.qp, L.qu, L.qzi, L.qzj
+    mag = [abs(yr) for yr in y]
+    qai = [abs(z) for z in qzi]
     n = len(give)
     blocked = [False] * n
     out = [0.0] * n
@@ -740,9 +744,20 @@ def _greedy_steps(L: _Lines, give: list) -> list:
             if g > 0.0:
                 for q in range(qp[c], qp[c + 1]):
                     u = qu[q]
-                    yi, yj = y[pi[u]], y[pj[u]]
-                    bound = max(ulim[u], abs(yi) - abs(yj))
-                    g = _pair_exit(yi, qzi[q], yj, qzj[q], bound, g)
+                    i, j = pi[u], pj[u]
+                    yi, yj, zj = y[i], y[j], qzj[q]
+                    f0 = mag[i] - mag[j]
+                    bound = max(ulim[u], f0)
+                    # quick: |yi + t zi| <= |yi| + t |zi|, |yj + t zj| >= |yj| + t * (yj . zj) / |yj| (t |zj| at 0)
+                    dj = (yj.real * zj.real + yj.imag * zj.imag) / mag[j] if mag[j] > 0.0 else abs(zj)
+                    if f0 + g * max(qai[q] - dj, 0.0) <= bound + _SLACK_A:
+                        continue
+                    if f0 >= bound - _SLACK_A and mag[i] > 0.0:  # at its bound: stopped if pushed
+                        zi = qzi[q]
+                        if (yi.real * zi.real + yi.imag * zi.imag) / mag[i] - dj > _PUSH_EPS:
+                            g = 0.0
+                            break
+                    g = _pair_exit(yi, qzi[q], yj, zj, bound, g)
                     if g <= 0.0:
                         break
         if g <= 0.0:
@@ -755,7 +770,9 @@ def _greedy_steps(L: _Lines, give: list) -> list:
                 for m in members[r]:  # a full linear row blocks its later members for good
                     blocked[m] = True
         for q in range(pp[c], pp[c + 1]):
-            y[pr[q]] += pz[q] * g
+            r = pr[q]
+            y[r] += pz[q] * g
+            mag[r] = abs(y[r])
     return out
 
 
@@ -805,13 +822,15 @@ def _pair_bound_v(yj, zj, ell, fa, fb, ja, jb, lip):
     ``ell``, end values ``fa``, ``fb`` of the difference and ``ja``, ``jb`` of ``|yj|``)."""
     zj2 = zj.real * zj.real + zj.imag * zj.imag
     moving = zj2 > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         u = np.where(moving, -(yj.real * zj.real + yj.imag * zj.imag) / zj2, 0.0)
         d = np.abs(yj + np.clip(u, 0.0, ell) * zj)
         kappa = zj2 / d
+        curved = (d > 0) & (kappa > 0) & np.isfinite(kappa)
+        kappa = np.where(curved, kappa, 1.0)
         slope = np.where(ell > 0, (fb - fa) / ell, 0.0)
         s = np.clip(ell / 2.0 + slope / kappa, 0.0, ell)
-        sag = np.where(d > 0, fa + slope * s + kappa * s * (ell - s) / 2.0, np.inf)
+        sag = np.where(curved, fa + slope * s + kappa * s * (ell - s) / 2.0, np.inf)
         # tangents at both ends and the least magnitude d bound |yj| from below
         y1 = yj + ell * zj
         nz = np.sqrt(zj2)
@@ -838,6 +857,18 @@ def _pair_bound_v(yj, zj, ell, fa, fb, ja, jb, lip):
     return np.where(moving, out, np.maximum(fa, fb))
 
 
+def _segment_slopes(C: np.ndarray, s0: np.ndarray, col: np.ndarray, ds: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(rows, segments): each row's slope on each segment of the level's path, from its slope
+    ``s0`` on the first and the rate changes ``ds`` of columns ``col`` at the breakpoints,
+    grouped where several connectors share a breakpoint (``starts``)."""
+    out = np.empty((C.shape[0], starts.size + 1), dtype=C.dtype)
+    out[:, 0] = s0
+    if starts.size:
+        jumps = np.add.reduceat(C[:, col] * ds, starts, axis=1)
+        out[:, 1:] = s0[:, None] + np.add.accumulate(jumps, axis=1)
+    return out[:, :-1] if starts.size else out
+
+
 def _rise(rows, A, lim, free, x, w, lo, hi, level, tol):
     """One rise of the level from ``level`` (free connectors at ``clip(level * w, lo, hi)``
     in ``x``): where the first row passes its bound, or None when none does."""
@@ -851,110 +882,72 @@ def _rise(rows, A, lim, free, x, w, lo, hi, level, tol):
     Zf = Z[:, free]
     y0 = Z @ x + rows.zb
     m0 = np.abs(y0)
-    aZ = np.abs(Zf)
-    reach = aZ @ up
+    reach = np.abs(Zf) @ up
     pb = np.maximum(rows.zlim, m0)
     chk = reach > pb - m0
     pairs = rows.pairs
+    live = np.zeros(0, dtype=np.int64)
     if pairs.shape[0]:
         pi, pj = pairs[:, 0], pairs[:, 1]
         ub = np.maximum(rows.ulim, m0[pi] - m0[pj])
         top = (m0[pi] + reach[pi]) - np.maximum(m0[pj] - reach[pj], 0.0)
         live = np.flatnonzero(top > ub + _SLACK_A)
-    else:
-        live = np.zeros(0, dtype=np.int64)
     tracked = chk.copy()
     tracked[pairs[live].ravel()] = True
     trk = np.flatnonzero(tracked)
-    if not (lin.size or chk.any() or live.size):
+    if not (lin.size or trk.size):
         return None
 
     # the path: breakpoints where a connector starts (lo / w) or stops (hi / w) rising
     lw, hw = lof / wf, hif / wf
     f = len(free)
     bp = np.concatenate([lw, hw])
-    col = np.concatenate([np.arange(f), np.arange(f)])
-    ds = np.concatenate([wf, -wf])
-    sel = bp > level
-    bp, col, ds = bp[sel], col[sel], ds[sel]
-    srt = bp.argsort(kind="stable")
-    bp, col, ds = bp[srt], col[srt], ds[srt]
-    if not bp.size:
+    sel = np.flatnonzero(bp > level)
+    if not sel.size:
         return None
-    B = np.concatenate([[level], bp])  # segment s runs from B[s] to B[s + 1]
+    srt = sel[bp[sel].argsort(kind="stable")]
+    bp = bp[srt]
+    col = srt % f
+    ds = np.where(srt < f, wf[col], -wf[col])
+    first = np.flatnonzero(np.diff(bp) > 0) + 1  # a new breakpoint starts here
+    B = np.concatenate([[level], bp[:1], bp[first]])  # segment s runs from B[s] to B[s + 1]
+    starts = np.concatenate([[0], first])
     dB = np.diff(B)
     moving = (lw <= level) & (level < hw)
-    add = np.add.accumulate
-    crossing = []  # (level, kind, row)
+    crossing = []  # (level, kind, rows)
 
     if lin.size:
         AL = Af[lin]
-        s0 = AL[:, moving] @ wf[moving]
-        slope = np.empty((lin.size, bp.size))
-        slope[:, 0] = s0
-        if bp.size > 1:
-            slope[:, 1:] = s0[:, None] + add(AL[:, col[:-1]] * ds[:-1], axis=1)
-        vals = lv[lin, None] + add(slope * dB, axis=1)  # at the end of each segment
+        slope = _segment_slopes(AL, AL[:, moving] @ wf[moving], col, ds, starts)
+        vals = lv[lin, None] + np.add.accumulate(slope * dB, axis=1)  # at the end of each segment
         over = vals > lb[lin, None]
         hit = np.flatnonzero(over.any(axis=1))
         if hit.size:
             s = over[hit].argmax(axis=1)
             start = np.where(s > 0, vals[hit, np.maximum(s - 1, 0)], lv[lin[hit]])
-            sl = slope[hit, s]
-            lvl = B[s] + np.clip((lb[lin[hit]] - start) / sl, 0.0, dB[s])
+            lvl = B[s] + np.clip((lb[lin[hit]] - start) / slope[hit, s], 0.0, dB[s])
             crossing.append((lvl, 0, lin[hit]))
 
     if trk.size:
         ZT = Zf[trk]
-        z0 = ZT[:, moving] @ wf[moving]
-        zsl = np.empty((trk.size, bp.size), dtype=np.complex128)
-        zsl[:, 0] = z0
-        if bp.size > 1:
-            zsl[:, 1:] = z0[:, None] + add(ZT[:, col[:-1]] * ds[:-1], axis=1)
-        yv = y0[trk, None] + add(zsl * dB, axis=1)
-        ys = np.concatenate([y0[trk, None], yv[:, :-1]], axis=1)  # at the start of each segment
-        mag = np.abs(yv)
+        zsl = _segment_slopes(ZT, ZT[:, moving] @ wf[moving], col, ds, starts)
+        ys = np.empty((trk.size, dB.size + 1), dtype=np.complex128)  # at every breakpoint
+        ys[:, 0] = y0[trk]
+        ys[:, 1:] = y0[trk, None] + np.add.accumulate(zsl * dB, axis=1)
+        mag = np.abs(ys)
         cr = np.flatnonzero(chk[trk])
         if cr.size:
-            over = mag[cr] > pb[trk[cr], None]
+            over = mag[cr, 1:] > pb[trk[cr], None]
             hit = cr[over.any(axis=1)]
             if hit.size:
-                s = (mag[hit] > pb[trk[hit], None]).argmax(axis=1)
+                s = (mag[hit, 1:] > pb[trk[hit], None]).argmax(axis=1)
                 tau = _quad_exit_v(ys[hit, s], zsl[hit, s], pb[trk[hit]], dB[s])
                 crossing.append((B[s] + tau, 1, trk[hit]))
         if live.size:
-            renum = np.full(Z.shape[0], -1)
-            renum[trk] = np.arange(trk.size)
-            ti, tj = renum[pairs[live, 0]], renum[pairs[live, 1]]
-            fv = mag[ti] - mag[tj]
-            fs = np.concatenate([(m0[pairs[live, 0]] - m0[pairs[live, 1]])[:, None], fv[:, :-1]], axis=1)
-            jv = mag[tj]
-            js = np.concatenate([m0[pairs[live, 1]][:, None], jv[:, :-1]], axis=1)
-            lip = np.abs(zsl[ti]) + np.abs(zsl[tj])
-            top = _pair_bound_v(ys[tj], zsl[tj], dB[None, :], fs, fv, js, jv, lip)
-            flagged = top > ub[live, None] + _SLACK_A
             best = min((float(c[0].min()) for c in crossing), default=np.inf)
-            found_l, found_u = [], []
-            for q in np.flatnonzero(flagged.any(axis=1)).tolist():
-                for s in np.flatnonzero(flagged[q]).tolist():
-                    if B[s] >= best:
-                        break
-                    a, b = ti[q], tj[q]
-                    t_pair = _pair_exit(
-                        complex(ys[a, s]),
-                        complex(zsl[a, s]),
-                        complex(ys[b, s]),
-                        complex(zsl[b, s]),
-                        float(ub[live[q]]),
-                        float(dB[s]),
-                    )
-                    if t_pair < dB[s]:
-                        found_l.append(B[s] + t_pair)
-                        found_u.append(live[q])
-                        best = min(best, B[s] + t_pair)
-                        break
-            if found_l:
-                crossing.append((np.array(found_l), 2, np.array(found_u)))
+            found = _pair_crossings(trk, pairs[live], ub[live], ys, zsl, mag, B, dB, best)
+            if found[0].size:
+                crossing.append((found[0], 2, live[found[1]]))
 
     if not crossing:
         return None
@@ -965,6 +958,53 @@ def _rise(rows, A, lim, free, x, w, lo, hi, level, tol):
         kinds[kind].append(idx[lvl <= tie])
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
     return _Rise(level_new, cat(kinds[0]), cat(kinds[1]), cat(kinds[2]))
+
+
+def _pair_crossings(trk, pairs, ub, ys, zsl, mag, B, dB, best):
+    """The first crossing on the level's path of each pair row (``pairs`` into the phasor
+    rows, tracked ones ``trk``; values ``ys`` and magnitudes ``mag`` at the breakpoints,
+    slopes ``zsl`` on the segments) before ``best``: (levels, indices into ``pairs``)."""
+    renum = np.full(int(trk.max()) + 1, -1)
+    renum[trk] = np.arange(trk.size)
+    ti, tj = renum[pairs[:, 0]], renum[pairs[:, 1]]
+    f = mag[ti] - mag[tj]  # at every breakpoint
+    fa, fb = f[:, :-1], f[:, 1:]
+    # quick: f <= f(start) + t * (|s_i| - d|y_j|/dt at the start) on each segment
+    yj, sj = ys[tj, :-1], zsl[tj]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dj = np.where(mag[tj, :-1] > 0, (yj.real * sj.real + yj.imag * sj.imag) / mag[tj, :-1], np.abs(sj))
+    quick = fa + dB * np.maximum(np.abs(zsl[ti]) - dj, 0.0)
+    hi = ub[:, None] + _SLACK_A
+    flagged = (quick > hi) & (B[None, :-1] < best)
+    if np.count_nonzero(flagged) > _VECTOR_BOUNDS:  # else each is certified on its own, below
+        qs, s = np.nonzero(flagged)
+        top = _pair_bound_v(
+            yj[qs, s],
+            sj[qs, s],
+            dB[s],
+            fa[qs, s],
+            fb[qs, s],
+            mag[tj[qs], s],
+            mag[tj[qs], s + 1],
+            np.abs(zsl[ti[qs], s]) + np.abs(sj[qs, s]),
+        )
+        ok = top <= hi[qs, 0]
+        flagged[qs[ok], s[ok]] = False
+    levels, which = [], []
+    for q in np.flatnonzero(flagged.any(axis=1)).tolist():
+        a, b = int(ti[q]), int(tj[q])
+        for g in np.flatnonzero(flagged[q]).tolist():
+            if B[g] >= best:
+                break
+            t = _pair_exit(
+                complex(ys[a, g]), complex(zsl[a, g]), complex(ys[b, g]), complex(zsl[b, g]), float(ub[q]), float(dB[g])
+            )
+            if t < dB[g]:
+                levels.append(B[g] + t)
+                which.append(q)
+                best = min(best, B[g] + t)
+                break
+    return np.array(levels), np.array(which, dtype=np.int64)
 
 
 def _pushers(rows, A, free, x, rise: _Rise, fallback: bool = True) -> np.ndarray:

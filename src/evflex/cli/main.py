@@ -30,6 +30,16 @@ if TYPE_CHECKING:
 
 #: Longest window accepted [d]: ten years.
 MAX_DAYS = 3660
+#: One line on each :class:`evflex.Strategy`, in its order, keyed by its value: ``evflex
+#: strategies`` lists these without importing the controller (numpy); a test holds them
+#: to the enum.
+STRATEGY_DOCS = {
+    "uncontrolled": "every EV at its maximum, limits ignored (the problem)",
+    "equal": "equal current for all; round-robin when the limit is tight",
+    "edf": "earliest departure first",
+    "llf": "least laxity first (slack = time left - time needed)",
+    "proportional": "power in proportion to remaining energy",
+}
 
 app = typer.Typer(
     add_completion=False,
@@ -253,17 +263,8 @@ def validate(
 @app.command()
 def strategies() -> None:
     """List the allocation strategies."""
-    from evflex.control.interface import Strategy
-
-    docs = {
-        Strategy.UNCONTROLLED: "every EV at its maximum, limits ignored (the problem)",
-        Strategy.EQUAL: "equal current for all; round-robin when the limit is tight",
-        Strategy.EDF: "earliest departure first",
-        Strategy.LLF: "least laxity first (slack = time left - time needed)",
-        Strategy.PROPORTIONAL: "power in proportion to remaining energy",
-    }
-    for s in Strategy:
-        _say(f"{s.value:<13} {docs[s]}")
+    for name, doc in STRATEGY_DOCS.items():
+        _say(f"{name:<13} {doc}")
 
 
 @sessions_app.command("generate")

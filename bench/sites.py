@@ -113,7 +113,8 @@ def large_site_scenario(n_connectors: int, n_feeders: int, days: int, seed: int)
 def congested_sessions(topo: Topology, start: datetime, days: int, seed: int) -> SessionTable:
     """A congested workplace: on most weekdays (90 % of plugs) every plug gets an 11 kW
     three-phase EV arriving 07:00-10:00, staying 4-9 h and asking 5-40 kWh (capped at what
-    11 kW delivers in 90 % of the stay), on a 60 kWh battery (so the CC-CV taper occurs)."""
+    11 kW delivers in 90 % of the stay), on a 60 kWh battery (arriving at a random state of charge, so
+    that the CC-CV taper ends some sessions)."""
     rng = np.random.default_rng(seed)
     rows = []
     day0 = start.astimezone(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -127,7 +128,7 @@ def congested_sessions(topo: Topology, start: datetime, days: int, seed: int) ->
             arrival = day.timestamp() + rng.uniform(7.0, 10.0) * 3600.0
             stay_h = rng.uniform(4.0, 9.0)
             energy = min(rng.uniform(5.0, 40.0), 11.0 * stay_h * 0.9)
-            soc = max(0.05, 0.95 - energy * 0.9 / 60.0)
+            soc = rng.uniform(0.05, max(0.05, 0.9 - energy * 0.9 / 60.0))  # most sessions end before the taper
             rows.append((f"s{len(rows) + 1}", cid, arrival, arrival + stay_h * 3600.0, energy, soc))
     sid, cid, arr, dep, e, soc = (list(c) for c in zip(*rows))
     index = topo.index()

@@ -15,7 +15,7 @@ from evflex.model import Charger, SessionTable, Site, StepSeries, compile_topolo
 from evflex.sim.engine import simulate
 from evflex.sim.scenario import Scenario, SimulationConfig
 from evflex.units import J_PER_KWH
-from site_strategies import sites
+from site_strategies import line_to_line_sites, sites
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 S0 = START.timestamp()
@@ -24,7 +24,10 @@ CONTROLLED = [s.value for s in Strategy.controlled()]
 
 @st.composite
 def scenarios(draw):
-    site = draw(sites(max_chargers=5, max_connectors=3, limit_a=(10.0, 100.0), group_a=40.0, feeder_a=(10.0, 60.0)))
+    if draw(st.integers(0, 3)) == 0:
+        site = draw(line_to_line_sites(max_chargers=5))
+    else:
+        site = draw(sites(max_chargers=5, max_connectors=3, limit_a=(10.0, 100.0), group_a=40.0, feeder_a=(10.0, 60.0)))
     topo = compile_topology(site)
     seed = draw(st.integers(0, 2**31))
     rng = np.random.default_rng(seed)
@@ -74,17 +77,42 @@ def scenarios(draw):
     return Scenario(site, sessions, cfg, base_load=base, connection_limit=limit)
 
 
+PHASE = np.exp(1j * np.deg2rad([0.0, -120.0, 120.0]))
+
+
+def phase_phasors(topo, current_a, drawn):
+    """The three grid phase current phasors of the EVs, written out from the wiring: a
+    phase-to-neutral EV adds its current at the angle of each phase it draws on; a
+    line-to-line EV between p and q flows out of p and back through q at the angle of the
+    voltage p - q."""
+    out = np.zeros(3, dtype=complex)
+    for c in range(topo.n):
+        if drawn[c] <= 0 or current_a[c] == 0:
+            continue
+        if topo.line_to_line[c]:
+            p, q = topo.phase_map[c, :2]
+            u = (PHASE[p] - PHASE[q]) / abs(PHASE[p] - PHASE[q])
+            out[p] += current_a[c] * u
+            out[q] -= current_a[c] * u
+        else:
+            for ph in topo.phase_map[c, : drawn[c]]:
+                out[ph] += current_a[c] * PHASE[ph]
+    return out
+
+
 def independent_check(res):
     """Re-derive the invariants from the recorded set-points, step by step, without the
-    simulator's own bookkeeping."""
+    simulator's own bookkeeping: every connector at 0 or within its range; the connection's
+    phase currents (magnitudes of phasor sums), base load included, within the limit the
+    controller was shown, and their spread within the unbalance limit; energy conserved."""
     sc, topo, rec = res.scenario, res.topology, res.record
     S = rec.sessions["table"]
     arr_step, dep_step = rec.sessions["arr_step"], rec.sessions["dep_step"]
-    V, dt = topo.voltage_ln_v, sc.simulation.period_s
-    limit = rec.limit_a
+    dt = sc.simulation.period_s
+    controlled = res.strategy is not Strategy.UNCONTROLLED
+    U = topo.max_unbalance_a
     for k in np.flatnonzero(rec.active):
         present = (arr_step <= k) & (dep_step > k)
-        inc = np.zeros((topo.n, 3))
         evmax = np.full(topo.n, np.inf)
         for j in np.flatnonzero(present):
             c = S.connector[j]
@@ -92,35 +120,39 @@ def independent_check(res):
             p = min(p, topo.charger_phases[c])
             used = int(rec.drawn[k, c])  # the phases the controller let the EV use
             assert used == p or (used == 1 and topo.phase_switching[c]), (k, c, used, p)
-            inc[c, topo.phase_map[c, :used]] = 1.0
             if sc.simulation.ev_limits_known:
-                by_power = S.max_power_kw[j] * 1000 / (V * (S.phases[j] or p))
+                by_power = S.max_power_kw[j] * 1000 / (topo.voltage_v[c] * (S.phases[j] or p))
                 evmax[c] = np.nanmin([by_power, S.max_current_a[j], np.inf])
         sp = rec.setpoint_a[k].astype(float)
         # set-points: 0 or within [min, min(charger, EV) max]; nothing to absent connectors
         on = sp > 0
         hi = np.maximum(np.minimum(topo.max_current_a, evmax), topo.min_current_a)
         assert np.all(~on | ((sp >= topo.min_current_a - 1e-3) & (sp <= hi + 1e-3))), k
-        assert np.all(inc[on].sum(axis=1) > 0), k
-        # every constraint row within its limit, base load included
-        M = topo.row_members * inc[:, topo.row_phase].T
-        lim = topo.row_limit_a.copy()
-        lim[topo.connection_rows] = limit[k]
-        base = np.where(topo.row_base, rec.base_a[k][topo.row_phase], 0.0)
-        for load in (M @ sp, M @ rec.end_a[k].astype(float)):
-            assert np.all((load <= lim - base + 1e-3) | (load <= 1e-9)), (k, load, lim - base)
+        assert np.all(rec.drawn[k][on] > 0), k
+        if not controlled or not on.any():
+            continue
+        base = rec.base_seen_a[k]
+        ev = phase_phasors(topo, sp, rec.drawn[k])
+        # phase currents: signed along each phase at a phase-to-neutral site (export < 0),
+        # magnitudes where line-to-line branches make them phasor sums
+        value = (lambda z: np.abs(z)) if topo.line_to_line.any() else (lambda z: (z * np.conj(PHASE)).real)
+        total = value(ev + base * PHASE)
+        alone = value(base * PHASE)
+        assert np.all(total <= np.maximum(rec.limit_seen_a[k], alone) + 1e-3), (k, total, rec.limit_seen_a[k])
+        if U is not None:
+            assert total.max() - total.min() <= max(U, alone.max() - alone.min()) + 1e-3, (k, total)
     # no session beyond its request; energy = integral of power
     got = rec.sessions["delivered"]
     assert np.all(got <= rec.sessions["request"] + 1e-6)
     for j in range(len(S)):
         a, b, c = arr_step[j], dep_step[j], S.connector[j]
         if b > a:
-            e = np.sum(rec.current_a[a:b, c].astype(float) * rec.drawn[a:b, c]) * V * dt / J_PER_KWH
+            e = np.sum(rec.current_a[a:b, c].astype(float) * rec.drawn[a:b, c]) * topo.voltage_v[c] * dt / J_PER_KWH
             assert e == pytest.approx(got[j], rel=1e-4, abs=1e-5)
 
 
-@given(scenarios(), st.sampled_from(CONTROLLED))
-def test_invariants_hold_for_every_controlled_strategy(sc, strategy):
+@given(scenarios(), st.sampled_from([*CONTROLLED, "uncontrolled"]))
+def test_invariants_hold_for_every_strategy(sc, strategy):
     res = simulate(sc, strategy)  # raises InvariantError on its own checks
     assert res.check_invariants() == []
     independent_check(res)

@@ -99,11 +99,16 @@ class Setpoints:
         sees changed but the clock, the energy its EVs take at these set-points (and meters
         reading them settled), it would answer the same. A caller may then skip asking.
         ``-inf`` (the default) promises nothing.
+    reading_floor_a : (n,) float or None
+        Part of that promise: it holds while each connector's meter reads at least this
+        much [A] (an EV reading less, say in its battery's taper, would teach the controller
+        something). None: the readings must not change at all.
     """
 
     current_a: np.ndarray
     phases: np.ndarray
     valid_until_s: float = float("-inf")
+    reading_floor_a: np.ndarray | None = None
 
 
 @runtime_checkable

@@ -23,8 +23,10 @@ Two kinds of rows, decided once from the wiring (:attr:`Topology.row_linear`):
 - **phasor** rows: ``|Z @ x + zb|`` with complex ``Z`` from :meth:`Topology.phasor_matrix`:
   a phase carrying two line-to-line branches (``|I_A| = |I_AB - I_CA|``), a delta primary.
 
-An unbalance limit (``max_unbalance_a``) bounds ``|I_p| - |I_q|`` for every ordered pair of
-connection phases. Which columns a connector loads depends on the EV plugged in (a
+An unbalance limit (``max_unbalance_a``) bounds ``I_p - I_q`` for every ordered pair of
+connection phases: signed currents at a phase-to-neutral connection (a phase exporting PV
+counts below zero, as its phasor does), magnitudes ``|I_p| - |I_q|`` where line-to-line
+branches load the phases. Which columns a connector loads depends on the EV plugged in (a
 single-phase EV loads only the phase its charger's L1 is wired to), so the numeric matrices
 are built per step from the number of phases each EV draws. Allocators, the simulator's
 checks and (later) the optimiser share these rows.
@@ -70,6 +72,7 @@ class Topology:
     activation_delay_s: np.ndarray  # (n,)
     ramp_a_per_s: np.ndarray  # (n,)
     precision_a: np.ndarray  # (n,)
+    phase_switch_s: np.ndarray  # (n,) pause of a switch between one and three phases [s]
     row_ids: tuple[str, ...]
     row_phase: np.ndarray  # (m,) int: the grid phase a row measures; -1 for a primary line
     row_kappa: np.ndarray  # (m, 3) complex: how the row combines the phase phasors
@@ -204,8 +207,11 @@ class Topology:
         return out
 
     def unbalance(self, row_loads: np.ndarray) -> np.ndarray:
-        """Largest difference between the connection's phase currents, from row loads (..., m)."""
-        ph = np.abs(row_loads[..., self.connection_rows])
+        """Largest difference between the connection's phase currents, from row loads (..., m)
+        (as :meth:`row_loads` gives them: signed at a phase-to-neutral connection, so a phase
+        exporting PV counts below zero; magnitudes where the phases carry line-to-line
+        branches)."""
+        ph = row_loads[..., self.connection_rows]
         return ph.max(axis=-1) - ph.min(axis=-1)
 
 
@@ -219,7 +225,7 @@ def compile_topology(site: Site) -> Topology:
     """
     ids, charger_of = [], []
     cols: dict[str, list] = {
-        k: [] for k in ("max", "min", "res", "ph", "map", "ll", "mod", "sw", "v2g", "delay", "ramp", "prec")
+        k: [] for k in ("max", "min", "res", "ph", "map", "ll", "mod", "sw", "v2g", "delay", "ramp", "prec", "pause")
     }
     for ci, ch in enumerate(site.chargers):
         for k, cid in enumerate(ch.connector_ids()):
@@ -238,6 +244,7 @@ def compile_topology(site: Site) -> Topology:
             cols["delay"].append(ch.response.activation_delay_s)
             cols["ramp"].append(ch.response.ramp_a_per_s)
             cols["prec"].append(ch.response.precision_a)
+            cols["pause"].append(ch.response.phase_switch_s)
     n = len(ids)
     charger_of_arr = np.array(charger_of, dtype=np.int64)
     charger_ids = tuple(ch.id for ch in site.chargers)
@@ -299,6 +306,7 @@ def compile_topology(site: Site) -> Topology:
         activation_delay_s=f("delay"),
         ramp_a_per_s=f("ramp"),
         precision_a=f("prec"),
+        phase_switch_s=f("pause"),
         row_ids=tuple(row_ids),
         row_phase=np.array(row_phase, dtype=np.int64),
         row_kappa=np.array(kappa, dtype=np.complex128).reshape(m, N_PHASES),

@@ -28,12 +28,15 @@ from evflex.sim.physics import ChargerBank, taper_limit_a
 from evflex.sim.plugs import Plugs
 from evflex.sim.results import RunRecord, SimulationResult
 from evflex.sim.scenario import Scenario
+from evflex.sim.steady import tapering_currents
 from evflex.units import CURRENT_TOL_A, J_PER_KWH, N_PHASES
 
 ProgressFn = Callable[[int, int], None]
 #: Per-connector values (steps x connectors) a run may record: four arrays of them are kept
 #: (about 13 bytes a value), and the post-run checks make a few float64 copies.
 MAX_RECORDED_VALUES = 150_000_000
+#: Longest steady stretch computed at once [steps] (bounds its memory).
+MAX_STRETCH = 4096
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -150,7 +153,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
     S = scenario.sessions.take(sel)
     plugs = Plugs(S, topo, cfg.start_s, dt, N, cfg.ev_limits_known, np.random.default_rng(cfg.seed))
     _warn_window(plugs, truncated, outside, dt)
-    bank = ChargerBank(topo.activation_delay_s, topo.ramp_a_per_s, _switch_s(scenario, topo))
+    bank = ChargerBank(topo.activation_delay_s, topo.ramp_a_per_s, topo.phase_switch_s)
     rec = RunRecord.allocate(N, n, times, actual, seen.base_a, seen.limit_a)
     loop = _Loop(topo, ctrl, plugs, bank, rec, seen, dt, cfg.taper_soc)
     k, last_report = 0, 0
@@ -186,12 +189,6 @@ def _next_change(seen: _Seen) -> np.ndarray:
     diff = np.any(seen.base_a[1:] != seen.base_a[:-1], axis=1) | (seen.limit_a[1:] != seen.limit_a[:-1])
     at = np.append(np.flatnonzero(diff) + 1, N)
     return at[np.searchsorted(at, np.arange(N), side="right")]
-
-
-def _switch_s(scenario: Scenario, topo: Topology) -> np.ndarray:
-    """Phase-switch pause of each connector's charger [s]."""
-    by_id = {ch.id: ch.response.phase_switch_s for ch in scenario.site.chargers}
-    return np.array([by_id[topo.charger_ids[c]] for c in topo.charger_of], dtype=np.float64)
 
 
 class _Loop:
@@ -297,9 +294,9 @@ class _Loop:
             return self._idle(k)
         sp = self.ctrl.step(self._snapshot(k))
         end, drawn, target = self._physics(k, sp, busy)
-        skip = self._steady_steps(k, sp, busy, end, drawn, target)
+        skip, cur = self._steady_steps(k, sp, busy, end, drawn, target)
         if skip:
-            self._fast_forward(k + 1, skip, np.asarray(sp.current_a, dtype=np.float64), end, drawn, busy)
+            self._fast_forward(k + 1, np.asarray(sp.current_a, dtype=np.float64), cur, drawn)
         return k + 1 + skip
 
     def _physics(self, k: int, sp: Setpoints, busy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -335,50 +332,58 @@ class _Loop:
     # ------------------------------------------------------------------ steady stretches
     def _steady_steps(
         self, k: int, sp: Setpoints, busy: np.ndarray, end: np.ndarray, drawn: np.ndarray, target: np.ndarray
-    ) -> int:
-        """How many steps after ``k`` are certain to repeat step ``k`` exactly: chargers
-        settled, the controller's answer valid, nothing arriving, leaving, finishing,
-        tapering or changing in what the controller sees. 0 when that is not certain."""
+    ) -> tuple[int, np.ndarray]:
+        """The steps after ``k`` that are certain to run under the same set-points: chargers
+        settled, the controller's answer valid, nothing arriving, leaving, finishing or
+        changing in what the controller sees, no reading below the controller's floor.
+        Returns their number (0 when none) and each one's currents (count, n) [A]."""
+        none = (0, end[None, :0])
         N = len(self.rec.times_s)
         t_next = float(self.rec.times_s[k]) + self.dt
-        if sp.valid_until_s <= t_next or k + 2 >= N or self.bank.queued:
-            return 0
-        if np.any(np.abs(end - target) > 1e-9) or self.seen.delay_steps:
-            return 0
+        if sp.valid_until_s <= t_next or k + 2 >= N or self.bank.queued or self.seen.delay_steps:
+            return none
+        if np.any(np.abs(end - target) > 1e-9):
+            return none
         p = self.plugs
         horizon = min(N, int(self.next_seen_change[k]), p.next_event_step()) - (k + 1)
-        horizon = min(horizon, int((sp.valid_until_s - t_next) // self.dt) + 1)
-        e = end * drawn * self.kwh_per_a
-        charging = busy & (e > 0)
-        if np.count_nonzero(charging):
-            rem, ec = p.remaining[charging], e[charging]
-            horizon = min(horizon, int(np.min(np.floor(rem / ec))) - 2)  # the controller sees the last approach
-            if p.has_battery:
-                horizon = min(horizon, self._taper_horizon(charging, ec))
-        return max(horizon, 0) if horizon >= 2 else 0
+        if np.isfinite(sp.valid_until_s):
+            horizon = min(horizon, int((sp.valid_until_s - t_next) // self.dt) + 1)
+        horizon = min(horizon, MAX_STRETCH)
+        if horizon < 2:
+            return none
+        drawing = busy & (end > 0)
+        cur = np.zeros((horizon, self.topo.n))
+        if np.count_nonzero(drawing):
+            cur[:, drawing] = tapering_currents(
+                p.soc[drawing],
+                p.battery[drawing],
+                p.eff[drawing],
+                p.evmax[drawing],
+                self.bank.pilot_a[drawing],
+                p.ev_offset[drawing],
+                (drawn * self.kwh_per_a)[drawing],
+                self.taper_soc,
+                horizon,
+            )
+        if sp.reading_floor_a is None:
+            moved = np.any(np.abs(cur - end) > 1e-9, axis=1)
+        else:
+            moved = np.any(cur < sp.reading_floor_a - 1e-9, axis=1)
+        e = cur * (drawn * self.kwh_per_a)
+        left = p.remaining - np.cumsum(e, axis=0)
+        approach = np.any(busy & (left < 2.0 * e), axis=1)  # the controller sees the last approach
+        stop = moved | approach
+        count = int(np.argmax(stop)) if stop.any() else horizon
+        return (count, cur[:count]) if count >= 2 else none
 
-    def _taper_horizon(self, charging: np.ndarray, e_kwh: np.ndarray) -> int:
-        """Steps before any charging EV's battery taper would lower what it draws."""
+    def _fast_forward(self, k0: int, sp_a: np.ndarray, cur: np.ndarray, drawn: np.ndarray) -> None:
+        """Steps ``k0 ..`` run under the last set-points with currents ``cur``: record them and
+        book their energy."""
+        e = (cur * (drawn * self.kwh_per_a)).sum(axis=0)
         p = self.plugs
-        batt = p.battery[charging]
-        finite = batt < np.inf
-        if not finite.any():
-            return 1 << 62
-        pilot = self.bank.pilot_a[charging]
-        need = np.minimum(pilot, p.evmax[charging])
-        soc_star = 1.0 - (1.0 - self.taper_soc) * need / np.maximum(p.evmax[charging], 1e-9)
-        per_step = e_kwh * p.eff[charging] / batt
-        steps = np.floor((soc_star - p.soc[charging]) / np.maximum(per_step, 1e-300)) - 1
-        return int(np.min(np.where(finite, steps, 1 << 62)))
-
-    def _fast_forward(
-        self, k0: int, count: int, sp_a: np.ndarray, end: np.ndarray, drawn: np.ndarray, busy: np.ndarray
-    ) -> None:
-        """Steps ``k0 .. k0 + count - 1`` repeat the last one: record them and book their energy."""
-        e = end * drawn * self.kwh_per_a
-        p = self.plugs
-        p.remaining -= count * e
-        p.seen_left = np.maximum(p.seen_left - count * e, 0.0)
+        p.remaining -= e
+        p.seen_left = np.maximum(p.seen_left - e, 0.0)
         if p.has_battery:
-            p.soc += count * e * p.eff / p.battery
-        self.rec.store_many(k0, count, sp_a, end, drawn)
+            p.soc += e * p.eff / p.battery
+        self.bank.current_a = cur[-1].copy()
+        self.rec.store_many(k0, sp_a, cur, drawn)

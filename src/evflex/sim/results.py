@@ -107,9 +107,10 @@ class RunRecord:
         self.active[k] = True
         self.called[k] = called
 
-    def store_many(self, k0: int, count: int, setpoint_a: np.ndarray, current_a: np.ndarray, drawn: np.ndarray) -> None:
-        """Steps ``k0 .. k0 + count - 1`` repeat a settled step: no controller call."""
-        s = slice(k0, k0 + count)
+    def store_many(self, k0: int, setpoint_a: np.ndarray, current_a: np.ndarray, drawn: np.ndarray) -> None:
+        """Steps ``k0 ..`` ran under unchanged set-points with settled chargers (no controller
+        call): ``current_a`` (count, n) each one's current."""
+        s = slice(k0, k0 + len(current_a))
         self.setpoint_a[s] = setpoint_a
         self.current_a[s] = current_a
         self.end_a[s] = current_a

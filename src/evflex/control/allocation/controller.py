@@ -2,18 +2,22 @@
 simulator and by live operation.
 
 Each step it
-1. works out what every plugged EV can take: the charger rating, the EV's own limit when
-   known or learned from what it actually draws, the phases it draws on, and the current
-   that would finish its request within the step;
-2. admits, in priority order, the EVs that can each get at least their minimum current
-   (6 A, or the full rating for on/off chargers) without any constraint row going over:
-   EVs switched on less than ``min_on_s`` ago keep their place (no contactor cycling),
-   EVs kept waiting for ``starvation_s`` or more come next (nobody starves), then the
-   strategy's own order;
-   an EV left out on three phases whose charger can switch to one phase gets a second
-   chance there (6 A on one phase instead of three), for at least ``min_on_s``;
-3. shares the remaining capacity among the admitted EVs by the strategy's rule;
-4. rounds each set-point down to the charger's resolution.
+1. learns from the meters what every plugged EV can take (:mod:`.learning`): the charger
+   rating, the EV's own limit when known or learned from settled readings, the phases it
+   draws on, and the current that would finish its request within the step;
+2. builds the site's constraint rows for the phases each EV draws (:mod:`.constraints`):
+   linear rows, phasor rows (line-to-line EVSEs, a delta primary) and an unbalance limit;
+3. admits, in priority order, the EVs that can each get at least their minimum current
+   (6 A, or the full rating for on/off chargers) without any row going over: EVs switched
+   on less than ``min_on_s`` ago keep their place (no contactor cycling), EVs kept waiting
+   for ``starvation_s`` or more come next (nobody starves), then the strategy's own order
+   (for the sharing strategies, EVs already charging before those waiting: a running EV is
+   not stopped to rotate, only to let a starving one in). An EV left out on three phases
+   whose charger can switch to one phase gets a second chance there (:mod:`.phase_modes`:
+   at most ``max_phase_switches`` a session, each mode kept ``phase_switch_dwell_s``), and
+   goes back to three phases once they fit with a margin;
+4. shares the remaining capacity among the admitted EVs by the strategy's rule;
+5. rounds each set-point down to the charger's resolution.
 """
 
 from __future__ import annotations
@@ -22,13 +26,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evflex.control.allocation.kernels import admit, greedy_fill, weighted_fill
+from evflex.control.allocation.constraints import SiteRows
+from evflex.control.allocation.kernels import admit_rows, greedy_fill_rows, weighted_fill_rows
+from evflex.control.allocation.learning import EvLearning
+from evflex.control.allocation.phase_modes import PhaseModes
+from evflex.control.allocation.rows import RowSystem
 from evflex.control.interface import Setpoints, SiteSnapshot, Strategy
 from evflex.model.topology import Topology
 from evflex.units import CURRENT_TOL_A, ENERGY_TOL_KWH, J_PER_KWH
 
-#: The proportional strategy weighs remaining energy in steps of this much [kWh].
-PROPORTIONAL_STEP_KWH = 0.5
+#: The proportional strategy weighs remaining energy on a logarithmic scale, in steps of this
+#: ratio (10 %): shares move when the energy left has changed by that much, not every minute.
+PROPORTIONAL_RATIO = 1.25
+#: Remaining energies below this weigh as this much [kWh].
+PROPORTIONAL_FLOOR_KWH = 1.0
+#: Headroom needed on every row before a one-phase connector goes back to three phases [A].
+BACK_TO_THREE_MARGIN_A = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +64,7 @@ class ControllerParams:
         Current held back on every row the base load flows through, against base-load
         rises between steps [A].
     learn_threshold_a : float
-        An EV drawing this much below a steady set-point is taken to be at its own
+        An EV drawing this much below a settled set-point is taken to be at its own
         limit [A] (at least twice the charger's precision is used).
     reprobe_s : float
         A learned EV limit is forgotten after this long, so the EV can show it takes more [s].
@@ -59,6 +72,10 @@ class ControllerParams:
         Assumed stay when the departure is unknown [s].
     default_energy_kwh : float
         Assumed remaining energy when the request is unknown [kWh].
+    order_period_s : float
+        LLF recomputes its order (the EVs' laxities) this often, and whenever an EV arrives
+        or leaves; in between the order holds, so two EVs of nearly equal laxity do not swap
+        places every step [s].
     phase_switch_dwell_s : float
         A phase-switching charger keeps a mode (one or three phases) at least this long [s].
     max_phase_switches : int
@@ -73,6 +90,7 @@ class ControllerParams:
     reprobe_s: float = 900.0
     default_stay_s: float = 8 * 3600.0
     default_energy_kwh: float = 20.0
+    order_period_s: float = 900.0
     phase_switch_dwell_s: float = 900.0
     max_phase_switches: int = 4
 
@@ -85,16 +103,15 @@ class AllocationController:
     ):
         self.topology = topology
         self.strategy = Strategy(strategy)
-        self.params = params or ControllerParams()
+        self.params = p = params or ControllerParams()
         t = topology
-        self._settle_s = t.activation_delay_s + t.max_current_a / np.maximum(t.ramp_a_per_s, 1e-9)
-        self._learn_thr = np.maximum(self.params.learn_threshold_a, 2.0 * t.precision_a)
+        self.rows = SiteRows(t, p.margin_a)
+        self.learning = EvLearning(t, p.learn_threshold_a, p.reprobe_s, p.learn_ev_limits)
+        self.modes = PhaseModes(t, p.phase_switch_dwell_s, p.max_phase_switches)
         self._onoff = ~t.modulation
         self._any_onoff = bool(self._onoff.any())
-        self._base_rows = t.row_base
-        self._row_phase = t.row_phase
         self._inv_res = 1.0 / t.resolution_a
-        self._j_per_a = J_PER_KWH / t.voltage_ln_v  # remaining kWh -> A x s per phase
+        self._j_per_a = J_PER_KWH / t.voltage_v  # remaining kWh -> A x s per conductor
         self.reset()
 
     # ----------------------------------------------------------------- state
@@ -105,24 +122,12 @@ class AllocationController:
         self._on_since = np.full(n, np.nan)
         self._last_on = np.full(n, np.nan)
         self._sp = np.zeros(n)
-        self._sp_time = np.full(n, -np.inf)  # when the current set-point was given
-        self._learned_max = np.full(n, np.inf)
-        self._learned_at = np.full(n, np.nan)
-        self._next_forget = np.inf
-        self._settled_at = np.full(n, -np.inf)  # when the current set-point has taken effect
-        self._learned_phases = np.zeros(n, dtype=np.int64)
-        self._mode_phases = self.topology.charger_phases.copy()
-        self._mode_since = np.full(n, -np.inf)
-        self._switchable = self.topology.phase_switching & (self.topology.charger_phases > 1)
-        self._any_switchable = bool(self._switchable.any())
-        self._phase_unknown = np.zeros(n, dtype=bool)
-        self._any_phase_unknown = False
+        self.learning.reset()
+        self.modes.reset()
+        self._laxity = np.full(n, np.nan)  # LLF's order, as of _laxity_at
+        self._laxity_at = -np.inf
         self._ev_phases_seen = np.zeros(n, dtype=np.int64)
-        self._drawn = self._mode_phases.copy()
-        self._cap_key: tuple | None = None
-        self._cap: np.ndarray | None = None
-        self._M_key: bytes | None = None
-        self._M: np.ndarray | None = None
+        self._drawn = self.modes.phases.copy()
 
     def _new_sessions(self, snap: SiteSnapshot, new: np.ndarray) -> None:
         self._key[new] = snap.session_key[new]
@@ -130,86 +135,90 @@ class AllocationController:
         arr = snap.arrival_s[new]
         self._last_on[new] = np.where(np.isnan(arr), snap.time_s, arr)
         self._sp[new] = 0.0
-        self._sp_time[new] = -np.inf
-        self._learned_max[new] = np.inf
-        self._learned_at[new] = np.nan
-        self._learned_phases[new] = 0
-        self._phase_unknown[new] = snap.ev_phases[new] <= 0
-        self._any_phase_unknown = bool(self._phase_unknown.any())
-        self._settled_at[new] = -np.inf
-        self._update_next_forget()
-        self._mode_phases[new] = self.topology.charger_phases[new]
-        self._mode_since[new] = -np.inf
+        self.learning.new_sessions(new, snap.ev_phases)
+        self.modes.new_sessions(new)
+        self._laxity_at = -np.inf  # a new EV: LLF orders afresh
 
-    def _learn(self, snap: SiteSnapshot) -> bool:
-        """Learn EV limits from meter readings against settled set-points. Returns whether
-        the learned phase counts changed."""
-        if not self.params.learn_ev_limits:
-            return False
-        t = snap.time_s
-        if t >= self._next_forget:  # the oldest learned limit has expired
-            forget = (t - self._learned_at) >= self.params.reprobe_s
-            self._learned_max[forget] = np.inf
-            self._learned_at[forget] = np.nan
-            self._update_next_forget()
-        sp = self._sp  # a connector unplugged since has a new session key and sp 0
-        steady = (sp > 0) & (t >= self._settled_at)
-        if not np.count_nonzero(steady):
-            return False
-        meas = snap.measured_current_a
-        drawn = meas.max(axis=1)
-        limited = steady & (drawn < sp - self._learn_thr)
-        if np.count_nonzero(limited):
-            limited &= np.isnan(snap.ev_max_current_a)
-            self._learned_max[limited] = drawn[limited] + 0.5 * self._learn_thr[limited]
-            self._learned_at[limited] = t
-            self._update_next_forget()
-        if not self._any_phase_unknown:
-            return False
-        clear = steady & self._phase_unknown & (drawn >= 2.0)
-        if np.count_nonzero(clear):
-            clear &= (snap.ev_phases <= 0) & (self._mode_phases == self.topology.charger_phases)
-            on = meas[clear] > np.maximum(0.5, 0.25 * drawn[clear])[:, None]
-            self._learned_phases[clear] = on.sum(axis=1)
-            self._phase_unknown[clear] = False
-            self._any_phase_unknown = bool(self._phase_unknown.any())
-            return True
-        return False
-
-    def _update_next_forget(self) -> None:
-        known = self._learned_at[~np.isnan(self._learned_at)]
-        self._next_forget = float(known.min()) + self.params.reprobe_s if known.size else np.inf
-
-    # ----------------------------------------------------------------- step
-    def step(self, snap: SiteSnapshot) -> Setpoints:
-        topo, p = self.topology, self.params
-        new = snap.session_key != self._key
-        refresh = bool(np.count_nonzero(new))
-        if refresh:
-            self._new_sessions(snap, new)
-        refresh |= self._learn(snap)
-        if self._any_switchable:  # switched connectors try their full phases again once unlocked
-            back = (self._mode_phases < topo.charger_phases) & ((snap.time_s - self._mode_since) >= p.min_on_s)
-            if np.count_nonzero(back):
-                self._set_mode(back, topo.charger_phases, snap.time_s)
-                refresh = True
+    def _drawn_phases(self, snap: SiteSnapshot, refresh: bool) -> np.ndarray:
+        """Conductors each EV is taken to draw on: known, learned, or all of its mode."""
         if refresh or (
             snap.ev_phases is not self._ev_phases_seen and np.count_nonzero(snap.ev_phases != self._ev_phases_seen)
         ):
             self._ev_phases_seen = snap.ev_phases
-            ev_ph = np.where(snap.ev_phases > 0, snap.ev_phases, self._learned_phases)
-            self._drawn = np.where(ev_ph > 0, np.minimum(ev_ph, self._mode_phases), self._mode_phases)
-        drawn = self._drawn
+            ev_ph = np.where(snap.ev_phases > 0, snap.ev_phases, self.learning.phases)
+            mode = self.modes.phases
+            self._drawn = np.where(ev_ph > 0, np.minimum(ev_ph, mode), mode)
+        return self._drawn
+
+    # ----------------------------------------------------------------- step
+    def step(self, snap: SiteSnapshot) -> Setpoints:
+        topo = self.topology
+        new = snap.session_key != self._key
+        refresh = bool(np.count_nonzero(new))
+        if refresh:
+            self._new_sessions(snap, new)
+        self._last_on[self._sp > 0] = snap.time_s  # set-points hold until the next call
+        self._timers = [self.learning.next_forget]
+        self._congested: np.ndarray | None = None
+        mode_before = self.modes.phases.copy()
+        refresh |= self.learning.update(snap, self._sp, self.modes.full)
+        drawn = self._drawn_phases(snap, refresh)
 
         remaining = snap.energy_remaining_kwh
         wants = snap.plugged & ~(remaining <= ENERGY_TOL_KWH)
         if not np.count_nonzero(wants):
             current = np.zeros(topo.n)
-            self._remember(snap.time_s, current)
-            return Setpoints(current_a=current, phases=self._mode_phases.copy())
+        else:
+            lb, ub = self._bounds(snap, remaining, drawn)
+            if self.strategy is Strategy.UNCONTROLLED:  # a dumb charger offers its rating (or the EV's known limit)
+                offer = np.fmin(topo.max_current_a, snap.ev_max_current_a)
+                current = np.where(wants, np.maximum(offer, lb), 0.0)
+            else:
+                current = self._controlled(snap, wants, lb, ub, drawn, remaining)
+        valid = self._valid_until(snap, current)
+        self.learning.sent(snap.time_s, self._sp, current, self.modes.phases != mode_before)
+        self._remember(snap.time_s, current)
+        return Setpoints(
+            current_a=current, phases=self.modes.phases.copy(), valid_until_s=valid, reading_floor_a=self._floor(snap)
+        )
+
+    def _floor(self, snap: SiteSnapshot) -> np.ndarray:
+        """Readings below which the meters would teach the controller something (its EV
+        limit learning): the set-point less the learning threshold, where it learns."""
+        learns = (self._sp > 0) & np.isnan(snap.ev_max_current_a) & self.learning.enabled
+        return np.where(learns, self._sp - self.learning.threshold_a, -np.inf)
+
+    def _valid_until(self, snap: SiteSnapshot, current: np.ndarray) -> float:
+        """Until when this answer holds if nothing changes but the clock and the energy taken
+        (see :class:`~evflex.control.interface.Setpoints`), with the meters then reading the
+        settled currents at or above :meth:`_floor`: not when an EV starts or stops now (its
+        rank changes) or an EV's phases are still to be learned; otherwise until the next
+        timer (locks, starvation, phase-mode dwell, LLF's reordering, a proportional weight's
+        next step, a learned limit's expiry)."""
+        on = current > 0
+        if np.count_nonzero(on != (self._sp > 0)) or np.count_nonzero(on & self.learning.phase_unknown):
+            return float("-inf")
+        p, t = self.params, snap.time_s
+        timers = list(self._timers)
+        if self.modes.any:
+            waiting_mode = self.modes.switchable & (self.modes.switches < self.modes.max_switches)
+            due = self.modes.since[waiting_mode] + self.modes.dwell_s
+            timers.extend(due[due > t].tolist())
+        if self._congested is not None:
+            act = self._congested
+            locked = self._on_since[act] + p.min_on_s
+            timers.extend(locked[on[act] & (locked > t)].tolist())
+            starve = self._last_on[act] + p.starvation_s
+            timers.extend(starve[~on[act] & (starve > t)].tolist())
+        timers = [x for x in timers if x == x]  # NaN: no such timer
+        return min(timers) if timers else float("inf")
+
+    def _bounds(self, snap: SiteSnapshot, remaining: np.ndarray, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each connector's minimum and most useful current this step [A]."""
+        topo = self.topology
         lb = topo.min_current_a
-        hw = np.fmin(np.fmin(topo.max_current_a, snap.ev_max_current_a), self._learned_max)
-        finish_a = remaining * (self._j_per_a / snap.period_s) / drawn
+        hw = np.fmin(np.fmin(topo.max_current_a, snap.ev_max_current_a), self.learning.max_a)
+        finish_a = remaining * (self._j_per_a / snap.period_s) / np.maximum(drawn, 1)
         finish_a[np.isnan(finish_a)] = np.inf
         ub = np.maximum(np.minimum(hw, np.maximum(finish_a, lb)), lb)
         if self._any_onoff:  # on/off chargers: all the EV takes, or nothing. Reserve the rating
@@ -217,57 +226,83 @@ class AllocationController:
             onoff_a = np.maximum(np.fmin(topo.max_current_a, snap.ev_max_current_a), lb)
             ub = np.where(self._onoff, onoff_a, ub)
             lb = np.where(self._onoff, ub, lb)
-        if self.strategy is Strategy.UNCONTROLLED:  # a dumb charger offers its rating
-            current = np.where(wants, np.maximum(topo.max_current_a, lb), 0.0)
-        else:
-            current = ub * wants
-            M = self._matrix(drawn)
-            cap = self._capacity(snap)
-            if np.count_nonzero(M @ current > cap + CURRENT_TOL_A):  # congested: share
-                act = wants.nonzero()[0]
-                x, one = self._allocate(snap, act, lb[act], ub[act], drawn, remaining, M[:, act], cap)
-                current = np.zeros(topo.n)
-                current[act] = x
-                if one is not None:  # switched to one phase to fit
-                    self._set_mode(act[one], 1, snap.time_s)
-                    self._drawn[act[one]] = 1
-            q = np.floor(current * self._inv_res + 1e-9) * topo.resolution_a
-            rounded = np.where(current > 0, np.maximum(q, lb), 0.0)
-            current = np.where(self._onoff, current, rounded) if self._any_onoff else rounded
-        self._remember(snap.time_s, current)
-        return Setpoints(current_a=current, phases=self._mode_phases.copy())
+        return lb, ub
 
-    def _capacity(self, snap: SiteSnapshot) -> np.ndarray:
-        """Room on each row for the EVs: its limit less the base load flowing through it."""
-        key = (snap.row_limit_a.tobytes(), snap.base_load_a.tobytes())
-        if key != self._cap_key:
-            base = (snap.base_load_a[self._row_phase] + self.params.margin_a) * self._base_rows
-            self._cap_key, self._cap = key, snap.row_limit_a - base
-        assert self._cap is not None
-        return self._cap
+    def _controlled(self, snap: SiteSnapshot, wants, lb, ub, drawn, remaining) -> np.ndarray:
+        topo = self.topology
+        rows = self.rows.system(drawn, snap.base_load_a, snap.row_limit_a, self._unknown(snap))
+        current = ub * wants
+        if not rows.feasible(current):  # congested: share
+            act = wants.nonzero()[0]
+            x = self._allocate(snap, act, lb[act], ub[act], drawn, remaining, rows.take(act))
+            current = np.zeros(topo.n)
+            current[act] = x
+        if self.modes.any:
+            current = self._back_to_full_phases(snap, current, lb, drawn)
+        q = np.floor(current * self._inv_res + 1e-9) * topo.resolution_a
+        rounded = np.where(current > 0, np.maximum(q, lb), 0.0)
+        out = np.where(self._onoff, current, rounded) if self._any_onoff else rounded
+        if not rows.linear_only:  # rounding down may raise a phasor, signed or pair row
+            out = self._repair(
+                self.rows.system(self._drawn, snap.base_load_a, snap.row_limit_a, self._unknown(snap)), out, lb
+            )
+        return out
 
-    def _set_mode(self, where, phases, t: float) -> None:
-        mode = self._mode_phases.copy()
-        mode[where] = phases if np.isscalar(phases) else np.asarray(phases)[where]
-        changed = mode != self._mode_phases
-        self._mode_since[changed] = t
-        self._mode_phases = mode
+    def _repair(self, rows: RowSystem, x: np.ndarray, lb: np.ndarray) -> np.ndarray:
+        """Lower set-points a resolution step at a time (to 0 below the minimum), always the
+        one that most reduces the worst excess, until every row holds."""
+        res = self.topology.resolution_a
+        x = x.copy()
+        for _ in range(4 * len(x) + 8):
+            worst = float(rows.excess(x).max(initial=-np.inf))
+            if worst <= CURRENT_TOL_A:
+                return x
+            cand = np.flatnonzero(x > 0)
+            if not cand.size:
+                break
+            lower = np.where(x[cand] - res[cand] >= lb[cand] - CURRENT_TOL_A, x[cand] - res[cand], 0.0)
+            if self._any_onoff:
+                lower = np.where(self._onoff[cand], 0.0, lower)
+            trials = np.repeat(x[None, :], cand.size, axis=0)
+            trials[np.arange(cand.size), cand] = lower
+            after = np.array([rows.excess(t).max(initial=-np.inf) for t in trials])
+            best = int(np.argmin(after))
+            x[cand[best]] = lower[best]
+        return np.where(rows.excess(x).max(initial=-np.inf) <= CURRENT_TOL_A, x, 0.0)
 
-    def _matrix(self, drawn: np.ndarray) -> np.ndarray:
-        key = drawn.tobytes()
-        if key != self._M_key:
-            self._M_key, self._M = key, self.topology.matrix(drawn)
-        assert self._M is not None
-        return self._M
+    def _back_to_full_phases(self, snap: SiteSnapshot, current, lb, drawn) -> np.ndarray:
+        """One-phase connectors go back to all their phases where those fit with a margin,
+        at no less than the power they get now."""
+        modes = self.modes
+        cand = ~modes.full & modes.may_switch(snap.time_s) & (current > 0)
+        if not cand.any():
+            return current
+        full = self.topology.charger_phases
+        ev_ph = np.where(snap.ev_phases > 0, snap.ev_phases, self.learning.phases)  # told, else learned
+        for c in np.flatnonzero(cand):
+            trial_drawn = drawn.copy()
+            trial_drawn[c] = full[c] if ev_ph[c] <= 0 else min(int(ev_ph[c]), int(full[c]))
+            if trial_drawn[c] <= drawn[c]:
+                continue
+            rows = self.rows.system(trial_drawn, snap.base_load_a, snap.row_limit_a, self._unknown(snap))
+            trial = current.copy()
+            trial[c] = max(float(lb[c]), current[c] * drawn[c] / trial_drawn[c] + BACK_TO_THREE_MARGIN_A)
+            if rows.feasible(trial + BACK_TO_THREE_MARGIN_A * (np.arange(len(trial)) == c)):
+                modes.set(np.arange(len(trial)) == c, int(full[c]), snap.time_s)
+                self._drawn = drawn = trial_drawn
+                current = trial
+        return current
 
-    def _allocate(self, snap, act, lo, hi, drawn, remaining, M, cap):
-        """Admission and sharing among the connectors ``act`` (M: their columns)."""
-        topo, p = self.topology, self.params
+    def _unknown(self, snap: SiteSnapshot) -> np.ndarray:
+        """Connectors whose EV's phases are neither told nor learned (it may draw on fewer
+        than it is given)."""
+        return (snap.ev_phases <= 0) & self.learning.phase_unknown
+
+    # ----------------------------------------------------------------- ordering
+    def _keys(self, snap: SiteSnapshot, act, hi, drawn, rem) -> np.ndarray:
+        """The strategy's own order among the connectors ``act`` (lower = first)."""
+        topo, p, s = self.topology, self.params, self.strategy
         t = snap.time_s
-        # ---- strategy keys (lower = first)
-        s = self.strategy
-        rem = remaining[act]
-        rem = np.where(np.isnan(rem), p.default_energy_kwh, rem)
         if s is Strategy.EDF or s is Strategy.LLF:
             departure = snap.departure_s[act]
             unknown = np.isnan(departure)
@@ -275,70 +310,104 @@ class AllocationController:
                 arrival = snap.arrival_s[act]
                 departure = np.where(unknown, np.where(np.isnan(arrival), t, arrival) + p.default_stay_s, departure)
             if s is Strategy.EDF:
-                key = departure
-            else:
-                rate_kw = hi * drawn[act] * (topo.voltage_ln_v / 1000.0)
-                key = (departure - t) - rem * 3600.0 / rate_kw
-        else:  # equal, proportional: round-robin on when each last charged
-            key = self._last_on[act]
+                return departure
+            if t - self._laxity_at >= p.order_period_s:
+                rate_kw = hi * drawn[act] * (topo.voltage_v[act] / 1000.0)
+                self._laxity[:] = np.nan
+                self._laxity[act] = (departure - t) - rem * 3600.0 / rate_kw
+                self._laxity_at = t
+            self._timers.append(self._laxity_at + p.order_period_s)
+            lax = self._laxity[act]
+            return np.where(np.isnan(lax), -np.inf, lax)  # wanting again since: first
+        # equal, proportional: EVs charging keep their place, longest-running last; then the
+        # EVs waiting, who charged least recently first
+        on = self._sp[act] > 0
+        return np.where(on, -1e12 + (t - self._on_since[act]), self._last_on[act])
 
-        # ---- admission order: locked on, then starving, then the strategy's order
+    def _order(self, snap: SiteSnapshot, act: np.ndarray, key: np.ndarray) -> np.ndarray:
+        """Admission order: locked on, then starving, then the strategy's order."""
+        p = self.params
+        t = snap.time_s
         on = self._sp[act] > 0
         locked = on & ((t - self._on_since[act]) < p.min_on_s)
         waiting = t - self._last_on[act]
         starving = ~on & (waiting >= p.starvation_s)
         rank = np.where(locked, 0, np.where(starving, 1, 2))
-        order = np.lexsort((np.where(starving, -waiting, key), rank))
-        admitted = admit(M, lo, cap, order)
-        one = None
-        if self._any_switchable:
-            M, admitted, one = self._admit_one_phase(M, lo, cap, order, admitted, act, drawn)
+        return np.lexsort((np.where(starving, -waiting, key), rank))
 
+    def _allocate(self, snap, act, lo, hi, drawn, remaining, rows: RowSystem):
+        """Admission and sharing among the connectors ``act`` (``rows``: their columns)."""
+        s = self.strategy
+        rem = remaining[act]
+        rem = np.where(np.isnan(rem), self.params.default_energy_kwh, rem)
+        key = self._keys(snap, act, hi, drawn, rem)
+        order = self._order(snap, act, key)
+        self._congested = act
+        admitted = admit_rows(rows, lo, order)
+        if self.modes.any:
+            rows, admitted = self._admit_one_phase(snap, rows, lo, order, admitted, act, drawn)
         x = np.zeros(len(act))
         idx = admitted.nonzero()[0]
         if not idx.size:
-            return x, one
-        Ma, lo_a, hi_a = M[:, idx], lo[idx], hi[idx]
+            return x
+        ra, lo_a, hi_a = rows.take(idx), lo[idx], hi[idx]
         if s is Strategy.EDF or s is Strategy.LLF:
-            x[idx] = greedy_fill(Ma, lo_a, hi_a - lo_a, cap, np.argsort(key[idx], kind="stable"))
-        elif s is Strategy.PROPORTIONAL:  # power in proportion to remaining energy, in steps of
-            # PROPORTIONAL_STEP_KWH: set-points move when the shares do, not every minute
-            steps = np.maximum(np.round(rem[idx] / PROPORTIONAL_STEP_KWH), 1.0)
-            x[idx] = weighted_fill(Ma, lo_a, hi_a, cap, steps / drawn[act][idx])
+            x[idx] = greedy_fill_rows(ra, lo_a, hi_a - lo_a, np.argsort(key[idx], kind="stable"))
+        elif s is Strategy.PROPORTIONAL:  # power in proportion to remaining energy
+            x[idx] = weighted_fill_rows(ra, lo_a, hi_a, _energy_weight(rem[idx]) / self._drawn[act][idx])
         else:
-            x[idx] = weighted_fill(Ma, lo_a, hi_a, cap, np.ones(idx.size))
-        return x, one
+            x[idx] = weighted_fill_rows(ra, lo_a, hi_a, np.ones(idx.size))
+        if s is Strategy.PROPORTIONAL:
+            self._timers.append(snap.time_s + self._weight_step_s(act, x, drawn, rem))
+        return x
 
-    def _admit_one_phase(self, M, lo, cap, order, admitted, act, drawn):
-        """Second chance for EVs left out on several phases whose charger can switch to one:
+    def _weight_step_s(self, act, x, drawn, rem) -> float:
+        """Time until a proportional weight (:func:`_energy_weight`) changes at these
+        currents [s]: where the energy left crosses the next half step below."""
+        p_kw = x * drawn[act] * self.topology.voltage_v[act] / 1000.0
+        level = np.round(np.log(np.maximum(rem, PROPORTIONAL_FLOOR_KWH)) / np.log(PROPORTIONAL_RATIO))
+        below = np.exp((level - 0.5) * np.log(PROPORTIONAL_RATIO))
+        below = np.where(rem > PROPORTIONAL_FLOOR_KWH, below, -np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dt = np.where((p_kw > 0) & np.isfinite(below), (rem - below) * 3600.0 / p_kw, np.inf)
+        return float(np.maximum(dt, 0.0).min(initial=np.inf))
+
+    def _admit_one_phase(self, snap, rows: RowSystem, lo, order, admitted, act, drawn):
+        """Second chance for EVs left out on several phases whose charger may switch to one:
         6 A on one phase fits where 6 A on three did not."""
-        topo = self.topology
-        cand = ~admitted & self._switchable[act] & (drawn[act] > 1)
+        cand = ~admitted & self.modes.may_switch(snap.time_s)[act] & (drawn[act] > 1)
         if not cand.any():
-            return M, admitted, None
-        c = act[cand]
-        M1 = M.copy()
-        M1[:, cand] = topo.row_members[:, c] & (topo.row_phase[:, None] == topo.phase_map[c, 0][None, :])
-        rest = cap - M @ (lo * admitted)
-        in_order = order[cand[order]]
-        second = admit(M1, lo, rest, in_order)
+            return rows, admitted
+        one = drawn.copy()
+        one[act[cand]] = 1
+        rows1 = self.rows.system(one, snap.base_load_a, snap.row_limit_a, self._unknown(snap)).take(act)
+        trial = rows.splice(cand, rows1)
+        # in the same order, with the admitted ones first at their minimum
+        base_order = np.concatenate([order[admitted[order]], order[cand[order]]])
+        second = admit_rows(trial, lo, base_order) & cand
         if not second.any():
-            return M, admitted, None
-        M2 = M.copy()
-        M2[:, second] = M1[:, second]
-        return M2, admitted | second, second
+            return rows, admitted
+        switched = np.zeros(self.topology.n, dtype=bool)
+        switched[act[second]] = True
+        self.modes.set(switched, 1, snap.time_s)
+        self._drawn = np.where(switched, 1, self._drawn)
+        return rows.splice(second, rows1), admitted | second
 
     def _remember(self, t: float, current: np.ndarray) -> None:
         on = current > 0
         changed = current != self._sp
         if np.count_nonzero(changed):
-            self._sp_time = np.where(changed, t, self._sp_time)
-            self._settled_at = self._sp_time + self._settle_s
             starting = on & (self._sp <= 0)
             self._on_since[starting] = t
             self._on_since[~on] = np.nan
         self._sp = current
         self._last_on[on] = t
+
+
+def _energy_weight(rem_kwh: np.ndarray) -> np.ndarray:
+    """Remaining energy rounded to a step of :data:`PROPORTIONAL_RATIO` on a log scale [kWh]."""
+    step = np.log(PROPORTIONAL_RATIO)
+    return np.exp(np.round(np.log(np.maximum(rem_kwh, PROPORTIONAL_FLOOR_KWH)) / step) * step)
 
 
 def make_controller(

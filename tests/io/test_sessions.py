@@ -7,6 +7,7 @@ import pytest
 from evflex.errors import ValidationError
 from evflex.io.sessions import read_sessions, sessions_frame, write_sessions_csv
 from evflex.model import Charger, Site, compile_topology
+from evflex.model.sessions import SessionTable
 
 TOPO = compile_topology(
     Site("s", 230.0, 63.0, (Charger("C1", connectors=2), Charger("C2", phases=1, phase_rotation=(1,))))
@@ -132,4 +133,48 @@ def test_max_current_column(tmp_path):
     assert t.max_current_a[0] == 13.0 and np.isnan(t.max_current_a[1])
     assert problems(tmp_path, HEADER + ",max_current_a\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,4\n") == [
         "sessions.csv:2: max_current_a='4': below the 6 A minimum"
+    ]
+
+
+def test_declared_departure_and_energy_are_read_and_round_trip(tmp_path):
+    p = write(
+        tmp_path,
+        HEADER + ",declared_departure,declared_energy_kwh\n"
+        "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12.5,2026-03-02T16:00:00+01:00,20\n"
+        "b,C1-2,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,5,,\n"
+        "c,C2-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,5,2026-03-02T18:30:00+01:00,\n",
+    )
+    t = read_sessions(p, TOPO)
+    assert t.declared_departure_s[0] == pd.Timestamp("2026-03-02T15:00:00Z").timestamp()
+    assert np.isnan(t.declared_departure_s[1])
+    assert t.declared_departure_s[2] == pd.Timestamp("2026-03-02T17:30:00Z").timestamp()
+    assert t.declared_energy_kwh[0] == 20.0 and np.isnan(t.declared_energy_kwh[1:]).all()
+    out = write_sessions_csv(sessions_frame(t, TOPO, tz="Europe/Copenhagen"), tmp_path / "again.csv")
+    assert "declared_departure" in out.read_text().splitlines()[0]
+    t2 = read_sessions(out, TOPO)
+    for name in ("declared_departure_s", "declared_energy_kwh", "departure_s", "energy_kwh"):
+        assert np.array_equal(getattr(t, name), getattr(t2, name), equal_nan=True)
+
+
+def test_declared_columns_default_to_nan_and_are_not_written_when_empty(tmp_path):
+    t = read_sessions(write(tmp_path, HEADER + "\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10\n"), TOPO)
+    assert np.isnan(t.declared_departure_s).all() and np.isnan(t.declared_energy_kwh).all()
+    built = SessionTable.build(["x"], [0], [0.0], [3600.0], [1.0])
+    assert built.declared_departure_s.shape == (1,) and np.isnan(built.declared_energy_kwh).all()
+    assert np.isnan(built.take([0]).declared_departure_s).all()
+    out = write_sessions_csv(sessions_frame(t, TOPO), tmp_path / "again.csv")
+    assert "declared" not in out.read_text()
+
+
+def test_bad_declarations(tmp_path):
+    text = (
+        HEADER + ",declared_departure,declared_energy_kwh\n"
+        "a,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,2026-03-02T07:00:00Z,-1\n"
+        "b,C1-2,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,soon,lots\n"
+    )
+    assert sorted(problems(tmp_path, text)) == [
+        "sessions.csv:2: declared_departure='2026-03-02T07:00:00Z': not after arrival '2026-03-02T08:00:00Z'",
+        "sessions.csv:2: declared_energy_kwh='-1': must be >= 0",
+        "sessions.csv:3: declared_departure='soon': not an ISO-8601 timestamp",
+        "sessions.csv:3: declared_energy_kwh='lots': not a number",
     ]

@@ -281,7 +281,7 @@ def _clean(records: list[_Record]) -> tuple[list[_Record], dict[str, int]]:
     return kept, skipped
 
 
-def _times(values: list[datetime], zone: str) -> pd.DatetimeIndex:
+def _times(values: list[datetime | None], zone: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("us").tz_convert(zone)
 
 
@@ -299,6 +299,8 @@ def _frame(records: list[_Record], zone: str) -> pd.DataFrame:
             "battery_kwh": np.full(n, np.nan),
             "soc_arrival": np.full(n, np.nan),
             "v2g": np.zeros(n, dtype=bool),
+            "declared_departure": _times([None] * n, zone),
+            "declared_energy_kwh": np.full(n, np.nan),
         },
         columns=list(SESSION_COLUMNS),
     )

@@ -72,13 +72,16 @@ def require_columns(df: pd.DataFrame, required: list[str], source: str) -> list[
     return [problem(source, f"missing required column '{c}'") for c in required if c not in df.columns]
 
 
-def parse_timestamps(values: pd.Series, source: str, field: str) -> tuple[np.ndarray, list[Problem], int]:
-    """ISO-8601 strings -> POSIX seconds (NaN where bad), the problems, and how many had no
-    offset (those are read as UTC)."""
+def parse_timestamps(
+    values: pd.Series, source: str, field: str, *, required: bool = True
+) -> tuple[np.ndarray, list[Problem], int]:
+    """ISO-8601 strings -> POSIX seconds (NaN where bad or, when not ``required``, empty),
+    the problems, and how many had no offset (those are read as UTC)."""
     text = values.astype(str).str.strip()
-    naive = ~text.str.contains(_OFFSET)
-    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    bad = (parsed.isna() & (text != "") | (text == "")).to_numpy()
+    empty = text == ""
+    naive = ~text.str.contains(_OFFSET) & ~empty
+    parsed = pd.to_datetime(text.where(~empty, None), errors="coerce", utc=True, format="ISO8601")
+    bad = (parsed.isna() & ~empty | (empty if required else False)).to_numpy()
     probs = [
         problem(
             source,
@@ -89,7 +92,7 @@ def parse_timestamps(values: pd.Series, source: str, field: str) -> tuple[np.nda
         )
         for i in np.flatnonzero(bad)
     ]
-    secs = _to_seconds(parsed, bad)
+    secs = _to_seconds(parsed, bad | empty.to_numpy())
     far = ~bad & ((secs < EARLIEST_S) | (secs >= LATEST_S))
     probs += [
         problem(source, "out of range (years 1970 to 2199)", line=i + FIRST_DATA_LINE, field=field, value=text.iloc[i])

@@ -3,8 +3,11 @@
 Required columns: ``session_id, connector_id, arrival, departure, energy_kwh``.
 Optional: ``max_power_kw`` (the EV's own AC limit), ``max_current_a`` (its onboard
 charger's limit per phase), ``phases`` (1, 2 or 3),
-``battery_kwh``, ``soc_arrival`` (0-1), ``v2g`` (true/false), ``efficiency`` (0-1).
-Other columns are ignored with a warning. ``arrival``/``departure`` are ISO-8601 with an
+``battery_kwh``, ``soc_arrival`` (0-1), ``v2g`` (true/false), ``efficiency`` (0-1),
+``declared_departure`` (when the user said, on arrival, they would leave: a timestamp after
+``arrival``) and ``declared_energy_kwh`` (the energy they asked for); a controller sees
+these declarations where given, the simulated physics the actual ``departure`` and
+``energy_kwh``. Other columns are ignored with a warning. ``arrival``/``departure`` are ISO-8601 with an
 offset (naive timestamps are read as UTC, with a warning).
 """
 
@@ -21,7 +24,21 @@ from evflex.model.sessions import DEFAULT_EFFICIENCY, SessionTable
 from evflex.model.topology import Topology
 
 REQUIRED = ["session_id", "connector_id", "arrival", "departure", "energy_kwh"]
-OPTIONAL = ["max_power_kw", "phases", "battery_kwh", "soc_arrival", "v2g", "efficiency", "max_current_a"]
+OPTIONAL = [
+    "max_power_kw",
+    "phases",
+    "battery_kwh",
+    "soc_arrival",
+    "v2g",
+    "efficiency",
+    "max_current_a",
+    "declared_departure",
+    "declared_energy_kwh",
+]
+#: Optional columns written only when some session has a value in them.
+DECLARED = ["declared_departure", "declared_energy_kwh"]
+#: Columns holding timestamps.
+TIMESTAMP_COLUMNS = ("arrival", "departure", "declared_departure")
 COLUMNS = REQUIRED + OPTIONAL
 #: Plausibility bounds: a heavy truck's battery is under 1 MWh, AC charging under 1 MW.
 MAX_ENERGY_KWH = 10_000.0
@@ -140,6 +157,28 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
             problem(source, "must be true or false", line=int(lines[i]), field="v2g", value=opt["v2g"].iloc[i])
         )
     v2g = v2g_text.isin(_TRUE).to_numpy()
+    decl_dep, p, naive3 = parse_timestamps(opt["declared_departure"], source, "declared_departure", required=False)
+    probs += p
+    for i in np.flatnonzero(decl_dep <= arr):
+        probs.append(
+            problem(
+                source,
+                f"not after arrival {df['arrival'].iloc[i].strip()!r}",
+                line=int(lines[i]),
+                field="declared_departure",
+                value=df["declared_departure"].iloc[i].strip(),
+            )
+        )
+    decl_e, p = parse_numbers(opt["declared_energy_kwh"], source, "declared_energy_kwh", required=False)
+    probs += p + _check(decl_e < 0, df, "declared_energy_kwh", "must be >= 0", lines, source)
+    probs += _check(
+        decl_e > MAX_ENERGY_KWH,
+        df,
+        "declared_energy_kwh",
+        f"implausibly large (over {MAX_ENERGY_KWH:g})",
+        lines,
+        source,
+    )
 
     # the EV must be able to charge at the pilot's minimum on its phases
     ok_c = conn >= 0
@@ -172,8 +211,8 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         probs += _overlaps(sid.to_numpy(), conn, arr, dep, lines, topology, source)
     if probs:
         raise ValidationError(probs)
-    if naive1 or naive2:
-        warn(f"{source}: {max(naive1, naive2)} timestamp(s) without offset read as UTC")
+    if naive1 or naive2 or naive3:
+        warn(f"{source}: {max(naive1, naive2, naive3)} timestamp(s) without offset read as UTC")
     room = (1.0 - soc) * battery / eff
     capped = energy > room + 1e-9
     if capped.any():
@@ -195,6 +234,8 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         soc_arrival=soc,
         efficiency=eff,
         v2g=v2g,
+        declared_departure_s=decl_dep,
+        declared_energy_kwh=decl_e,
     )
 
 
@@ -255,20 +296,25 @@ def sessions_frame(table: SessionTable, topology: Topology, tz=None) -> pd.DataF
             "soc_arrival": table.soc_arrival,
             "v2g": table.v2g,
             "max_current_a": table.max_current_a,
+            "declared_departure": ts(table.declared_departure_s),
+            "declared_energy_kwh": table.declared_energy_kwh,
         }
     )
 
 
 def sessions_as_text(df: pd.DataFrame, decimals: int | None = None) -> pd.DataFrame:
     """A sessions DataFrame as the strings its CSV holds: ISO-8601 timestamps, unknown
-    values (NaN, phases 0) as empty cells, ``v2g`` as true/false. With ``decimals``, floats
-    are rounded. :func:`parse_sessions` reads this back, so generated and imported
+    values (NaN, NaT, phases 0) as empty cells, ``v2g`` as true/false. With ``decimals``,
+    floats are rounded. The columns of :data:`DECLARED` are left out when no session has a
+    value in them. :func:`parse_sessions` reads this back, so generated and imported
     sessions take the same validation path as a user's file."""
     out = pd.DataFrame(index=df.index)
     for col in df.columns:
         v = df[col]
-        if col in ("arrival", "departure"):
-            out[col] = [t.isoformat() for t in v]
+        if col in DECLARED and v.isna().all():
+            continue
+        if col in TIMESTAMP_COLUMNS:
+            out[col] = ["" if pd.isna(t) else pd.Timestamp(t).isoformat() for t in v]
         elif col == "phases":
             out[col] = [str(int(p)) if p and p == p else "" for p in v]
         elif col == "v2g":

@@ -1,11 +1,14 @@
 """Charging sessions as columns of arrays (one entry per session).
 
 Times are POSIX seconds (UTC); unknown optional values are NaN (floats) or 0 (phases).
+What a user *declared* on arrival (when they said they would leave, how much energy they
+asked for) is kept apart from what really happened (``departure_s``, ``energy_kwh``): a
+controller sees the declaration, the physics the truth.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -22,6 +25,8 @@ SESSION_COLUMNS = (
     "battery_kwh",
     "soc_arrival",
     "v2g",
+    "declared_departure",
+    "declared_energy_kwh",
 )
 
 #: Grid-to-battery efficiency used when a session gives none (AC charging, 3-phase at
@@ -55,6 +60,11 @@ class SessionTable:
     efficiency : ndarray of float
         Grid-to-battery efficiency [0-1].
     v2g : ndarray of bool
+    declared_departure_s : ndarray of float
+        Departure the user declared on arrival [POSIX s]; NaN where they declared none.
+    declared_energy_kwh : ndarray of float
+        Energy the user asked for on arrival [kWh]; NaN where they asked for none.
+        Both default to all NaN, so tables built without them keep working.
     """
 
     session_id: np.ndarray
@@ -69,6 +79,18 @@ class SessionTable:
     soc_arrival: np.ndarray
     efficiency: np.ndarray
     v2g: np.ndarray
+    declared_departure_s: np.ndarray = field(default_factory=lambda: np.empty(0))
+    declared_energy_kwh: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def __post_init__(self) -> None:
+        n = len(self.session_id)
+        for name in ("declared_departure_s", "declared_energy_kwh"):
+            v = np.asarray(getattr(self, name), dtype=np.float64)
+            if v.size == 0 and n:
+                v = np.full(n, np.nan)
+            if v.shape != (n,):
+                raise ValueError(f"{name} must have one entry per session")
+            object.__setattr__(self, name, v)
 
     def __len__(self) -> int:
         return len(self.session_id)
@@ -89,6 +111,8 @@ class SessionTable:
         soc_arrival=None,
         efficiency=None,
         v2g=None,
+        declared_departure_s=None,
+        declared_energy_kwh=None,
     ) -> SessionTable:
         """Assemble a table, filling absent optional columns with 'unknown'."""
         n = len(session_id)
@@ -109,6 +133,8 @@ class SessionTable:
             soc_arrival=col(soc_arrival, np.nan, np.float64),
             efficiency=col(efficiency, DEFAULT_EFFICIENCY, np.float64),
             v2g=col(v2g, False, bool),
+            declared_departure_s=col(declared_departure_s, np.nan, np.float64),
+            declared_energy_kwh=col(declared_energy_kwh, np.nan, np.float64),
         )
 
     def take(self, index) -> SessionTable:

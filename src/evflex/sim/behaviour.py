@@ -782,6 +782,8 @@ def _sessions_frame(
             "battery_kwh": battery_kwh,
             "soc_arrival": soc_arrival,
             "v2g": v2g,
+            "declared_departure": pd.to_datetime(np.full(len(order), np.nan), unit="s", utc=True).tz_convert(tz),
+            "declared_energy_kwh": np.full(len(order), np.nan),
         },
         columns=list(SESSION_COLUMNS),
     )

@@ -13,8 +13,9 @@ its new value while the chargers respond.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -81,6 +82,79 @@ class SiteSnapshot:
     base_load_a: np.ndarray
     row_limit_a: np.ndarray
     measured_at_s: float = float("nan")
+
+    @classmethod
+    def build(
+        cls,
+        topology: Topology,
+        time_s: float,
+        evs: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        period_s: float = 60.0,
+        base_load_a: Any = (0.0, 0.0, 0.0),
+        connection_limit_a: float | None = None,
+        measured_at_s: float = float("nan"),
+    ) -> SiteSnapshot:
+        """A snapshot from what one knows of each plugged EV, for driving a controller by hand
+        (a test, a notebook, one's own back end).
+
+        ``evs`` maps a connector id (``"C1-2"``) to what is known of the EV plugged in there,
+        all optional: ``energy_kwh`` (still wanted; default 20), ``departure_s`` (POSIX;
+        default ``time_s`` + 8 h), ``arrival_s`` (default ``time_s``), ``ev_max_current_a``,
+        ``ev_phases``, ``measured_current_a`` (what its meter reads on each *grid* phase, 3
+        values [A]) and ``session_key`` (default: the connector's index; change it when a new
+        EV plugs in). Connectors not named are free. ``connection_limit_a`` replaces the
+        connection rows' limit (a DSO signal); other rows keep the site's.
+
+        Raises ValidationError on an unknown connector or field.
+        """
+        from evflex.errors import ValidationError, problem
+
+        n = topology.n
+        index = {cid: i for i, cid in enumerate(topology.connector_ids)}
+        t = float(time_s)
+        plugged = np.zeros(n, dtype=bool)
+        key = np.full(n, -1, dtype=np.int64)
+        arrival, departure, energy, ev_max = (np.full(n, np.nan) for _ in range(4))
+        phases = np.zeros(n, dtype=np.int64)
+        measured = np.zeros((n, 3))
+        known = {"energy_kwh", "departure_s", "arrival_s", "ev_max_current_a", "ev_phases", "measured_current_a"}
+        probs = []
+        for cid, ev in (evs or {}).items():
+            if cid not in index:
+                probs.append(problem("SiteSnapshot.build", "unknown connector", field="evs", value=cid))
+                continue
+            for name in set(ev) - known - {"session_key"}:
+                probs.append(problem("SiteSnapshot.build", f"unknown field for {cid}", field=name, value=ev[name]))
+            c = index[cid]
+            plugged[c] = True
+            key[c] = int(ev.get("session_key", c))
+            arrival[c] = float(ev.get("arrival_s", t))
+            departure[c] = float(ev.get("departure_s", t + 8 * 3600.0))
+            energy[c] = float(ev.get("energy_kwh", 20.0))
+            ev_max[c] = float(ev.get("ev_max_current_a", np.nan))
+            phases[c] = int(ev.get("ev_phases", 0))
+            measured[c] = np.asarray(ev.get("measured_current_a", (0.0, 0.0, 0.0)), dtype=np.float64)
+        if probs:
+            raise ValidationError(probs)
+        limits = topology.row_limit_a.copy()
+        if connection_limit_a is not None:
+            limits[topology.connection_rows] = float(connection_limit_a)
+        return cls(
+            time_s=t,
+            period_s=float(period_s),
+            plugged=plugged,
+            session_key=key,
+            arrival_s=arrival,
+            departure_s=departure,
+            energy_remaining_kwh=np.where(plugged, energy, 0.0),
+            ev_max_current_a=ev_max,
+            ev_phases=phases,
+            measured_current_a=measured,
+            base_load_a=np.asarray(base_load_a, dtype=np.float64).reshape(3),
+            row_limit_a=limits,
+            measured_at_s=measured_at_s,
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -282,7 +282,9 @@ def _clean(records: list[_Record]) -> tuple[list[_Record], dict[str, int]]:
 
 
 def _times(values: list[datetime | None], zone: str) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("us").tz_convert(zone)
+    """Aware datetimes (None: not known, NaT) as timestamps in ``zone``."""
+    stamps = [pd.NaT if v is None else pd.Timestamp(v) for v in values]
+    return pd.DatetimeIndex(stamps, tz="UTC").as_unit("us").tz_convert(zone)
 
 
 def _frame(records: list[_Record], zone: str) -> pd.DataFrame:

@@ -173,9 +173,9 @@ def test_bad_sessions_exit_2_with_one_line_per_problem(case, evflex):
     rows[2] = "s3,C2-1,2026-03-02T08:20:00+01:00,2026-03-02T16:00:00+01:00,-30,11,3"  # negative energy
     rows[3] = "s4,C9-2,2026-03-02T09:00:00+01:00,2026-03-02T18:00:00+01:00,25,22,3"  # unknown connector
     assert bad(evflex, case, rows) == [
-        "sessions.csv:5: connector_id='C9-2': unknown connector (the site has C1-1, C1-2, C2-1, C2-2, C3-1, C3-2)",
         "sessions.csv:3: departure='2026-03-02T08:10:00+01:00': not after arrival '2026-03-02T12:00:00+01:00'",
         "sessions.csv:4: energy_kwh='-30': must be >= 0",
+        "sessions.csv:5: connector_id='C9-2': unknown connector (the site has C1-1, C1-2, C2-1, C2-2, C3-1, C3-2)",
     ]
 
 

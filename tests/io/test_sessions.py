@@ -57,14 +57,14 @@ def test_every_row_problem_at_once(tmp_path):
         "d,C2-1,yesterday,2026-03-02T17:00:00+01:00,4,4\n"
         "a,C1-1,2026-03-03T08:00:00+01:00,2026-03-03T17:00:00+01:00,ten,1\n"
     )
-    assert problems(tmp_path, text) == [
-        "sessions.csv:6: session_id='a': duplicate of line 2",
+    assert problems(tmp_path, text) == [  # in file order; one line's problems in column order
+        "sessions.csv:2: departure='2026-03-02T07:00:00+01:00': not after arrival '2026-03-02T08:00:00+01:00'",
+        "sessions.csv:3: energy_kwh='-4': must be >= 0",
         "sessions.csv:4: connector_id='C9-1': unknown connector (the site has C1-1, C1-2, C2-1)",
         "sessions.csv:5: arrival='yesterday': not an ISO-8601 timestamp",
-        "sessions.csv:2: departure='2026-03-02T07:00:00+01:00': not after arrival '2026-03-02T08:00:00+01:00'",
-        "sessions.csv:6: energy_kwh='ten': not a number",
-        "sessions.csv:3: energy_kwh='-4': must be >= 0",
         "sessions.csv:5: phases='4': must be 1, 2 or 3",
+        "sessions.csv:6: session_id='a': duplicate of line 2",
+        "sessions.csv:6: energy_kwh='ten': not a number",
     ]
 
 
@@ -75,7 +75,8 @@ def test_overlap_on_a_connector(tmp_path):
         "b,C1-1,2026-03-02T11:00:00+01:00,2026-03-02T17:00:00+01:00,10\n"
     )
     assert problems(tmp_path, text) == [
-        "sessions.csv:3: arrival='2026-03-02T10:00:00+00:00': overlaps session 'a' (line 2) on connector C1-1"
+        "sessions.csv:3: arrival='2026-03-02T11:00:00+01:00': overlaps session 'a' "
+        "(line 2, until '2026-03-02T12:00:00+01:00') on connector C1-1"
     ]
 
 
@@ -172,9 +173,54 @@ def test_bad_declarations(tmp_path):
         "a,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,2026-03-02T07:00:00Z,-1\n"
         "b,C1-2,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,soon,lots\n"
     )
-    assert sorted(problems(tmp_path, text)) == [
+    assert problems(tmp_path, text) == [
         "sessions.csv:2: declared_departure='2026-03-02T07:00:00Z': not after arrival '2026-03-02T08:00:00Z'",
         "sessions.csv:2: declared_energy_kwh='-1': must be >= 0",
         "sessions.csv:3: declared_departure='soon': not an ISO-8601 timestamp",
         "sessions.csv:3: declared_energy_kwh='lots': not a number",
     ]
+
+
+def test_lines_are_the_file_lines_after_blank_lines_and_multi_line_fields(tmp_path):
+    text = (
+        HEADER + ",v2g\n"
+        "\n"
+        'a,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,"not\nsure"\n'
+        "\n"
+        "\n"
+        "b,C1-2,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,-1,\n"
+        "c,C9-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,3,\n"
+    )
+    assert problems(tmp_path, text) == [
+        "sessions.csv:3: v2g='not\\nsure': must be true or false",
+        "sessions.csv:7: energy_kwh='-1': must be >= 0",
+        "sessions.csv:8: connector_id='C9-1': unknown connector (the site has C1-1, C1-2, C2-1)",
+    ]
+    crlf = text.replace("\n", "\r\n")
+    assert problems(tmp_path, crlf)[1:] == [
+        "sessions.csv:7: energy_kwh='-1': must be >= 0",
+        "sessions.csv:8: connector_id='C9-1': unknown connector (the site has C1-1, C1-2, C2-1)",
+    ]
+
+
+def test_row_width_problems_name_the_file_lines(tmp_path):
+    text = HEADER + "\n\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,extra\n"
+    assert problems(tmp_path, text) == ["sessions.csv:3: has 6 fields, the header has 5"]
+
+
+@pytest.mark.parametrize(("sep", "name"), [(";", "';'"), ("\t", "tabs"), ("|", "'|'")])
+def test_a_file_not_separated_by_commas_is_one_problem(tmp_path, sep, name):
+    text = (HEADER + "\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10\n").replace(",", sep)
+    assert problems(tmp_path, text) == [
+        f"sessions.csv: fields are separated by {name}, not ','; save it as comma-separated"
+    ]
+
+
+def test_a_column_given_twice(tmp_path):
+    text = HEADER + ",energy_kwh\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,10,11\n"
+    assert problems(tmp_path, text) == ["sessions.csv: column 'energy_kwh' appears more than once"]
+
+
+def test_an_unclosed_quote(tmp_path):
+    text = HEADER + '\na,C1-1,2026-03-02T08:00:00Z,2026-03-02T12:00:00Z,"10\n'
+    assert problems(tmp_path, text) == ["sessions.csv:2: not a valid CSV file: a quoted field is not closed"]

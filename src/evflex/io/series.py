@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from evflex.errors import ValidationError, problem
-from evflex.io.common import FIRST_DATA_LINE, load_csv, parse_numbers, parse_timestamps, warn
+from evflex.io.common import load_csv, parse_numbers, parse_timestamps, row_lines, sorted_problems, warn
 from evflex.model.series import StepSeries
 from evflex.units import N_PHASES
 
@@ -44,6 +44,7 @@ def read_series(path: Path, kind: str, voltage_ln_v: float, source: str | None =
         raise ValidationError(probs)
     if df.empty:
         raise ValidationError([problem(src, "no data rows")])
+    lines = row_lines(df)
     times, p, naive = parse_timestamps(df["timestamp"], src, "timestamp")
     probs += p
     cols = []
@@ -52,23 +53,23 @@ def read_series(path: Path, kind: str, voltage_ln_v: float, source: str | None =
         probs += p
         if kind == "limit":
             for i in np.flatnonzero(v <= 0):
-                probs.append(problem(src, "must be > 0", line=i + FIRST_DATA_LINE, field=c, value=df[c].iloc[i]))
+                probs.append(problem(src, "must be > 0", line=lines[i], field=c, value=df[c].iloc[i]))
         cols.append(v)
     ok = ~np.isnan(times)
     d = np.diff(times[ok])
     for i in np.flatnonzero(d <= 0):
-        line = np.flatnonzero(ok)[i + 1] + FIRST_DATA_LINE
+        row = np.flatnonzero(ok)[i + 1]
         probs.append(
             problem(
                 src,
                 "timestamps must increase",
-                line=int(line),
+                line=lines[row],
                 field="timestamp",
-                value=df["timestamp"].iloc[line - FIRST_DATA_LINE],
+                value=df["timestamp"].iloc[row],
             )
         )
     if probs:
-        raise ValidationError(probs)
+        raise ValidationError(sorted_problems(probs))
     if naive:
         warn(f"{src}: {naive} timestamp(s) without offset read as UTC")
     values = np.column_stack(cols)

@@ -19,7 +19,15 @@ import numpy as np
 import pandas as pd
 
 from evflex.errors import Problem, ValidationError, problem
-from evflex.io.common import FIRST_DATA_LINE, load_csv, parse_numbers, parse_timestamps, require_columns, warn
+from evflex.io.common import (
+    load_csv,
+    parse_numbers,
+    parse_timestamps,
+    require_columns,
+    row_lines,
+    sorted_problems,
+    warn,
+)
 from evflex.model.sessions import DEFAULT_EFFICIENCY, SessionTable
 from evflex.model.topology import Topology
 
@@ -67,9 +75,8 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         warn(f"{source}: ignoring unknown column(s) {', '.join(repr(c) for c in extra)}")
     if df.empty:
         raise ValidationError([problem(source, "no sessions (the file has a header only)")])
-    df = df.reset_index(drop=True)
     n = len(df)
-    lines = np.arange(n) + FIRST_DATA_LINE
+    lines = row_lines(df)
     V = topology.voltage_ln_v
 
     sid = df["session_id"].astype(str).str.strip()
@@ -124,7 +131,7 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         energy > MAX_ENERGY_KWH, df, "energy_kwh", f"implausibly large (over {MAX_ENERGY_KWH:g})", lines, source
     )
 
-    opt = {c: df[c] if c in df.columns else pd.Series([""] * n) for c in OPTIONAL}
+    opt = {c: df[c] if c in df.columns else pd.Series([""] * n, index=df.index, dtype=str) for c in OPTIONAL}
     max_kw, p = parse_numbers(opt["max_power_kw"], source, "max_power_kw", required=False)
     probs += p + _check(max_kw <= 0, df, "max_power_kw", "must be > 0", lines, source)
     probs += _check(
@@ -208,9 +215,9 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         )
 
     if not probs:
-        probs += _overlaps(sid.to_numpy(), conn, arr, dep, lines, topology, source)
+        probs += _overlaps(df, conn, arr, dep, lines, topology, source)
     if probs:
-        raise ValidationError(probs)
+        raise ValidationError(sorted_problems(probs))
     if naive1 or naive2 or naive3:
         warn(f"{source}: {max(naive1, naive2, naive3)} timestamp(s) without offset read as UTC")
     room = (1.0 - soc) * battery / eff
@@ -248,28 +255,27 @@ def _check(
     ]
 
 
-def _overlaps(sid, conn, arr, dep, lines, topology: Topology, source: str) -> list[Problem]:
-    """A connector holds one EV at a time."""
+def _overlaps(df: pd.DataFrame, conn, arr, dep, lines, topology: Topology, source: str) -> list[Problem]:
+    """A connector holds one EV at a time. Timestamps are quoted as the file has them."""
     probs = []
     order = np.lexsort((arr, conn))
     c, a, d = conn[order], arr[order], dep[order]
     clash = (c[1:] == c[:-1]) & (a[1:] < d[:-1])
     for k in np.flatnonzero(clash):
         i, j = order[k + 1], order[k]
+        other = df["session_id"].iloc[j].strip()
+        until = df["departure"].iloc[j].strip()
         probs.append(
             problem(
                 source,
-                f"overlaps session {sid[j]!r} (line {lines[j]}) on connector {topology.connector_ids[conn[i]]}",
+                f"overlaps session {other!r} (line {lines[j]}, until {until!r}) "
+                f"on connector {topology.connector_ids[conn[i]]}",
                 line=int(lines[i]),
                 field="arrival",
-                value=_iso(arr[i]),
+                value=df["arrival"].iloc[i].strip(),
             )
         )
-    return sorted(probs, key=lambda p: p.line or 0)
-
-
-def _iso(t: float) -> str:
-    return pd.Timestamp(t, unit="s", tz="UTC").isoformat()
+    return probs
 
 
 def _span(ids: tuple[str, ...]) -> str:

@@ -326,7 +326,7 @@ def parse_scenario(
                 probs += exc.problems
                 continue
             probs += _coverage(ser, sim_cfg, f.name)
-            series[kind] = _pv_per_phase(ser, site.voltage_ln_v) if kind == "pv" else ser
+            series[kind] = ser  # base load and PV as current per phase (k, 3) [A]
         elif isinstance(sp, BaseLoadSpec):
             sseed = sp.seed if seed_override is None else seed_override
             t, v = profiles.office_load_a(
@@ -353,13 +353,6 @@ def parse_scenario(
         connection_limit=series["limit"],
         sessions_source=sess_src,
     )
-
-
-def _pv_per_phase(ser: StepSeries, voltage_ln_v: float) -> StepSeries:
-    """PV as per-phase current [A]: a series of total power [kW] is spread evenly."""
-    if ser.values.ndim == 2:
-        return ser
-    return StepSeries(ser.times_s, profiles.phase_split(ser.values, voltage_ln_v), ser.name, ser.known_from_s)
 
 
 def generated_sessions(profile: str, topo, cfg: SimulationConfig, seed: int, days: float):

@@ -51,11 +51,37 @@ def large_site(
     return Site(f"large-{n_connectors}", 230.0, connection_a_per_connector * n_connectors, tuple(chargers), feeders)
 
 
+def mixed_site(n_connectors: int, n_feeders: int, seed: int = 0, max_unbalance_a: float = 40.0) -> Site:
+    """Every row kind at once: :func:`large_site`'s chargers with every third one wired
+    line-to-line instead (32 A single-phase EVSEs, L1-L2, L2-L3, L3-L1 in turn: phasor rows),
+    a transformer with a delta primary (phasor rows over every connector) and an unbalance
+    limit between the connection's phase currents."""
+    from dataclasses import replace
+
+    base = large_site(n_connectors, n_feeders, seed)
+    ll = ("L1-L2", "L2-L3", "L3-L1")
+    chargers = tuple(
+        replace(c, phases=1, phase_rotation=(0,), max_current_a=32.0, connection=ll[(i // 3) % 3]) if i % 3 == 2 else c
+        for i, c in enumerate(base.chargers)
+    )
+    # the transformer a little above the connection: both bind at times
+    kw = 1.1 * 3 * base.voltage_ln_v * base.connection_limit_a / 1000.0
+    return replace(
+        base,
+        name=f"mixed-{n_connectors}",
+        chargers=chargers,
+        transformer_kw=kw,
+        transformer_primary_ll_v=10_000.0,
+        max_unbalance_a=max_unbalance_a,
+    )
+
+
 def allocation_snapshots(
-    n_connectors: int, n_feeders: int, steps: int, seed: int
+    n_connectors: int, n_feeders: int, steps: int, seed: int, site: Site | None = None
 ) -> tuple[Topology, list[SiteSnapshot]]:
-    """Congested snapshots: 90 % of connectors plugged, mixed 1/3-phase EVs, a moving base load."""
-    topo = compile_topology(large_site(n_connectors, n_feeders, seed))
+    """Congested snapshots: 90 % of connectors plugged, mixed 1/3-phase EVs, a moving base load
+    (on :func:`large_site` unless ``site`` is given)."""
+    topo = compile_topology(site or large_site(n_connectors, n_feeders, seed))
     rng = np.random.default_rng(seed)
     n = topo.n
     t0 = datetime(2026, 3, 2, 8, tzinfo=TZ).timestamp()
@@ -159,3 +185,73 @@ def congested_year_scenario(root, days: int = 365, seed: int = 1) -> Scenario:
         sessions=congested_sessions(topo, sc.simulation.start, days, seed),
         sessions_source=f"congested workplace, seed {seed}",
     )
+
+
+# ------------------------------------------------------------------ side by side with ACN-Sim
+def ideal(sc: Scenario, period_s: float = 300.0) -> Scenario:
+    """``sc`` with ideal chargers (no activation delay, instant ramp, exact pilot following), no
+    base load or PV, EV limits known, at ``period_s`` steps: the world ACN-Sim simulates."""
+    from dataclasses import replace
+
+    from evflex.model import ChargerResponse
+
+    resp = ChargerResponse(activation_delay_s=0.0, ramp_a_per_s=1e9, precision_a=0.0)
+    site = replace(sc.site, chargers=tuple(replace(c, response=resp) for c in sc.site.chargers))
+    cfg = replace(sc.simulation, period_s=period_s, ev_limits_known=True)
+    return replace(sc, site=site, simulation=cfg, base_load=None, pv=None, connection_limit=None)
+
+
+def peer_sessions(sc: Scenario, three_phase_kw: float | None = None) -> Scenario:
+    """The sessions of ``sc`` as both tools can take them: arrivals and departures on the step
+    grid, inside the window, at least one step long, one at a time on each connector, no
+    battery model (no CC-CV taper: ACN-Sim's ideal battery). ``three_phase_kw`` makes every EV
+    three-phase at that limit (ACN-Sim loads a three-phase EVSE as one current on every phase;
+    a single-phase EV on it has no equivalent)."""
+    from dataclasses import replace
+
+    cfg, S = sc.simulation, sc.sessions
+    dt, t0 = cfg.period_s, cfg.start_s
+    arr = t0 + dt * np.ceil((S.arrival_s - t0) / dt - 1e-9)
+    dep = t0 + dt * np.floor((S.departure_s - t0) / dt + 1e-9)
+    keep = (arr >= t0) & (dep <= cfg.end_s) & (dep - arr >= dt) & (S.energy_kwh > 0)
+    order = np.lexsort((arr, S.connector))
+    last_dep: dict[int, float] = {}
+    for j in order:
+        if not keep[j]:
+            continue
+        c = int(S.connector[j])
+        if arr[j] <= last_dep.get(c, -np.inf):  # plugged while the last EV is still there
+            keep[j] = False
+            continue
+        last_dep[c] = dep[j]
+    n = int(keep.sum())
+    idx = np.flatnonzero(keep)
+    sessions = SessionTable.build(
+        S.session_id[idx],
+        S.connector[idx],
+        arr[idx],
+        dep[idx],
+        S.energy_kwh[idx],
+        max_power_kw=np.full(n, three_phase_kw) if three_phase_kw else S.max_power_kw[idx],
+        max_current_a=S.max_current_a[idx],
+        phases=np.full(n, 3) if three_phase_kw else S.phases[idx],
+        efficiency=S.efficiency[idx],
+    )
+    return replace(sc, sessions=sessions, sessions_source=sc.sessions_source + " (aligned for ACN-Sim)")
+
+
+def dtu_peer_scenario(root, days: int = 30) -> Scenario:
+    """The DTU Risoe site (8 x 2 plugs of 16 A, 63 A a phase) at 5-min steps with ideal chargers,
+    its generated workplace sessions as three-phase 11 kW EVs (16 A x 3 x 230 V)."""
+    from evflex.io.scenario import read_scenario
+
+    sc = ideal(read_scenario(root / "examples" / "dtu_risoe.toml", days=days))
+    return peer_sessions(sc, three_phase_kw=16.0 * 3 * 230.0 / 1000.0)
+
+
+def caltech_peer_scenario(root, days: int = 30) -> Scenario:
+    """The Caltech ACN (examples/caltech_acn.toml) at 5-min steps with ideal chargers, its
+    generated workplace sessions on the 54 station ids (connector ``<stationID>-1``)."""
+    from evflex.io.scenario import read_scenario
+
+    return peer_sessions(ideal(read_scenario(root / "examples" / "caltech_acn.toml", days=days)))

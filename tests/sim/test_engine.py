@@ -345,6 +345,8 @@ def test_the_controller_does_not_see_what_happens_inside_a_step():
     assert ts.loc[AT11, EV_COLS].max() + 30.0 > 40.0
     assert k["limit_violation_s"] == pytest.approx(600.0)
     assert k["limit_violation_steps"] == 2
+    # the amplitude inside the step: the EVs' current over the 10 A of the dip
+    assert k["max_overload_a"] == pytest.approx(ts.loc[AT9, EV_COLS].max() - 10.0, abs=1e-3)
     assert res.check_invariants() == []  # the controller kept its promise on what it was shown
 
 

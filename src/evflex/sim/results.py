@@ -237,18 +237,20 @@ def _phase_labels(topo: Topology, c: int, drawn: np.ndarray) -> pd.Categorical[s
     return pd.Categorical.from_codes(codes, categories=pd.Index(labels))
 
 
-def _over_limit_s(result: SimulationResult) -> np.ndarray:
-    """See :meth:`SimulationResult.over_limit_s`."""
+def _over_limit(result: SimulationResult) -> tuple[np.ndarray, np.ndarray]:
+    """See :meth:`SimulationResult.over_limit_s` and :meth:`SimulationResult.over_limit_a`."""
     from evflex.sim.sensing import change_points, per_phase
 
     r, topo, sc = result.record, result.topology, result.scenario
     dt = result.period_s
     viol = result.violations("end").any(axis=1)
     over = np.where(viol, dt, 0.0)
+    d = result.derived
+    loaded_end = np.abs(d.ev_end_a) > RECORD_TOL_A
+    amp = np.max(np.maximum(d.row_end_a - result.row_limits(), 0.0) * loaded_end, axis=1, initial=0.0)
     pts = change_points(r.times_s, dt, sc.base_load, sc.pv, sc.connection_limit)
     if not pts.size:
-        return over
-    d = result.derived
+        return over, amp
     ks = np.floor((pts - r.times_s[0]) / dt + 1e-9).astype(np.int64)
     lim_static = topo.row_limit_a
     for k in np.unique(ks):
@@ -263,15 +265,17 @@ def _over_limit_s(result: SimulationResult) -> np.ndarray:
             else np.full(len(starts), sc.site.phase_limit_a)
         )
         total = 0.0
-        ev = d.ev_end_a[k]
+        ev = np.abs(d.ev_end_a[k]) > RECORD_TOL_A
         for j in range(len(starts)):
             rows = topo.row_loads(r.end_a[k].astype(np.float64), r.drawn[k], base[j])
             lim = lim_static.copy()
             lim[topo.connection_rows] = limit[j]
-            if np.any((rows > lim + RECORD_TOL_A) & (np.abs(ev) > RECORD_TOL_A)):
+            excess = np.where(ev, rows - lim, 0.0)
+            if np.any(excess > RECORD_TOL_A):
                 total += cuts[j + 1] - cuts[j]
+                amp[k] = max(amp[k], float(excess.max()))
         over[k] = total
-    return over
+    return over, amp
 
 
 def _no_room(result: SimulationResult) -> bool:
@@ -293,7 +297,7 @@ class SimulationResult:
         self._kpis: dict | None = None
         self._ts: pd.DataFrame | None = None
         self._sessions: pd.DataFrame | None = None
-        self._over_s: np.ndarray | None = None
+        self._over: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------ derived arrays
     @property
@@ -342,9 +346,16 @@ class SimulationResult:
     def over_limit_s(self) -> np.ndarray:
         """(N,) time within each step that some row loaded by EVs was over its actual limit
         (settled EV currents; the actual base load and limit of each part of the step) [s]."""
-        if self._over_s is None:
-            self._over_s = _over_limit_s(self)
-        return self._over_s
+        if self._over is None:
+            self._over = _over_limit(self)
+        return self._over[0]
+
+    def over_limit_a(self) -> np.ndarray:
+        """(N,) the largest excess [A] of a row loaded by EVs over its actual limit within each
+        step (as :meth:`over_limit_s`), end of the step included."""
+        self.over_limit_s()
+        assert self._over is not None
+        return self._over[1]
 
     # ------------------------------------------------------------ tables
     @property
@@ -475,9 +486,7 @@ class SimulationResult:
             "grid_limit_a": self._lowest_limit_a(),
             "limit_violation_steps": int(np.count_nonzero(over_s)),
             "limit_violation_s": float(over_s.sum()),
-            "max_overload_a": float(
-                np.max(np.maximum(d.row_end_a - limits, 0.0) * (np.abs(d.ev_end_a) > CURRENT_TOL_A), initial=0.0)
-            ),
+            "max_overload_a": float(self.over_limit_a().max(initial=0.0)),
             "transient_overshoot_max_a": float(over_t.max(initial=0.0)),
             "transient_overshoot_steps": int(np.any(over_t > CURRENT_TOL_A, axis=1).sum()),
             "base_load_over_limit_steps": int(base_over.sum()),

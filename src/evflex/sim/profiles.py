@@ -32,7 +32,7 @@ PROFILE_PERIOD_S = 900.0
 def _local_hours(times_s: np.ndarray, tz: tzinfo) -> tuple[np.ndarray, np.ndarray]:
     idx = pd.to_datetime(times_s, unit="s", utc=True).tz_convert(tz)
     hours = (idx.hour + idx.minute / 60.0 + idx.second / 3600.0).to_numpy(dtype=float)
-    return hours, idx.dayofweek.to_numpy()
+    return hours, idx.day_of_week.to_numpy()
 
 
 def office_shape(hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:

@@ -260,6 +260,13 @@ def test_validate(case, evflex):
     assert r.returncode == 0 and "6 connectors" in r.stdout and "6 sessions" in r.stdout
 
 
+def test_validate_states_the_transformer_limits_of_the_caltech_site(evflex):
+    r = evflex("validate", str(ROOT / "examples" / "caltech_acn.toml"), cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    # 150 kW / 3 / 120 V on each secondary phase; 150 kW / 3 / (480 V / sqrt 3) on each primary line
+    assert "54 connectors, 416.7 A per phase (transformer 150 kW, primary 180.4 A per line)" in r.stdout
+
+
 def test_more_bad_input_exits_2_without_traceback(case, evflex):
     (case / "dir.csv").mkdir()
     r = evflex("simulate", "scenario.toml", "--sessions", "dir.csv", "--out", "res", cwd=case)

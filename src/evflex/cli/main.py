@@ -254,10 +254,13 @@ def validate(
     sc = read_scenario(scenario, sessions=sessions)
     site = sc.site
     n_conn = sum(c.connectors for c in site.chargers)
-    _say(
-        f"ok: {site.name}: {len(site.chargers)} chargers, {n_conn} connectors, "
-        f"{site.connection_limit_a:g} A per phase; {len(sc.sessions)} sessions"
-    )
+    limits = f"{site.phase_limit_a:.4g} A per phase"
+    if site.transformer_kw is not None:
+        limits += f" (transformer {site.transformer_kw:g} kW"
+        limits += f", primary {site.primary_limit_a:.4g} A per line)" if site.transformer_primary_ll_v else ")"
+    if site.max_unbalance_a is not None:
+        limits += f", unbalance within {site.max_unbalance_a:g} A"
+    _say(f"ok: {site.name}: {len(site.chargers)} chargers, {n_conn} connectors, {limits}; {len(sc.sessions)} sessions")
 
 
 @app.command()

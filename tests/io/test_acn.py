@@ -62,7 +62,7 @@ def test_fixture_gives_exact_rows_and_skip_counts():
         assert df[col].dtype == np.float64 and df[col].isna().all()
     assert df["phases"].tolist() == [0, 0, 0] and df["phases"].dtype == np.int64
     assert df["v2g"].tolist() == [False, False, False] and df["v2g"].dtype == bool
-    assert df.attrs["skipped"] == {"no_energy": 1, "bad_times": 1, "duplicate": 1, "overlap": 1}
+    assert df.attrs["skipped"] == {"missing_field": 0, "no_energy": 1, "bad_times": 1, "duplicate": 1, "overlap": 1}
 
 
 def test_text_bytes_and_object_inputs_agree():
@@ -75,17 +75,17 @@ def test_text_bytes_and_object_inputs_agree():
 def test_bad_records_give_every_problem_one_line_each():
     with pytest.raises(ValidationError) as exc:
         read_acn_data(BAD)
+    # Records are numbered from 1; the first record (no connectionTime) would only be
+    # skipped, but the others are broken: every problem, one line each.
     assert [str(p) for p in exc.value.problems] == [
-        "bad_records.json: _items[0].connectionTime: required field is missing or null",
-        "bad_records.json: _items[1].connectionTime='2018-04-25T14:40:31Z': "
+        "bad_records.json: _items[2].connectionTime='2018-04-25T14:40:31Z': "
         "not an RFC 1123 date-time such as 'Wed, 25 Apr 2018 11:08:04 GMT'",
-        "bad_records.json: _items[2].kWhDelivered='12.5': must be a finite number [kWh]",
-        "bad_records.json: _items[3]='2_39_79_380_2018-04-25 16:02:11.000000': "
+        "bad_records.json: _items[3].kWhDelivered='12.5': must be a finite number [kWh]",
+        "bad_records.json: _items[4]='2_39_79_380_2018-04-25 16:02:11.000000': "
         "must be a JSON object (a session record)",
-        "bad_records.json: _items[4].stationID: required field is missing or null",
-        "bad_records.json: _items[4].disconnectTime='Tue, 31 Apr 2018 01:02:03 GMT': "
+        "bad_records.json: _items[5].disconnectTime='Tue, 31 Apr 2018 01:02:03 GMT': "
         "not an RFC 1123 date-time such as 'Wed, 25 Apr 2018 11:08:04 GMT'",
-        "bad_records.json: _items[4].timezone='America/Pasadena': unknown IANA time zone",
+        "bad_records.json: _items[5].timezone='America/Pasadena': unknown IANA time zone",
     ]
 
 
@@ -106,12 +106,12 @@ def test_no_items_list(doc):
 def test_wrong_types():
     doc = {"_items": [record(True, ["x"], 1524668884, "Wed, 25 Apr 2018 23:35:12 GMT", kwh=float("nan"), zone=5)]}
     assert problems_of(doc) == [
-        "acn.json: _items[0].sessionID=True: must be a non-empty string",
-        "acn.json: _items[0].stationID=['x']: must be a non-empty string",
-        "acn.json: _items[0].connectionTime=1524668884: "
+        "acn.json: _items[1].sessionID=True: must be a non-empty string",
+        "acn.json: _items[1].stationID=['x']: must be a non-empty string",
+        "acn.json: _items[1].connectionTime=1524668884: "
         "not an RFC 1123 date-time such as 'Wed, 25 Apr 2018 11:08:04 GMT'",
-        "acn.json: _items[0].kWhDelivered=nan: must be a finite number [kWh]",
-        "acn.json: _items[0].timezone=5: unknown IANA time zone",
+        "acn.json: _items[1].kWhDelivered=nan: must be a finite number [kWh]",
+        "acn.json: _items[1].timezone=5: unknown IANA time zone",
     ]
 
 
@@ -125,7 +125,7 @@ def test_empty_export():
     df = parse_acn_data('{"_items": []}')
     assert len(df) == 0 and tuple(df.columns) == SESSION_COLUMNS
     assert str(df["arrival"].dt.tz) == "UTC"
-    assert df.attrs["skipped"] == {"no_energy": 0, "bad_times": 0, "duplicate": 0, "overlap": 0}
+    assert df.attrs["skipped"] == {"missing_field": 0, "no_energy": 0, "bad_times": 0, "duplicate": 0, "overlap": 0}
 
 
 def test_mixed_or_missing_zones_fall_back_to_utc():
@@ -154,7 +154,7 @@ def test_duplicate_keeps_the_first_even_when_the_first_is_skipped():
     second = record("a", "s1", "Wed, 25 Apr 2018 15:00:00 GMT", "Wed, 25 Apr 2018 17:00:00 GMT", kwh=3.0)
     df = parse_acn_data({"_items": [first, second]})
     assert len(df) == 0
-    assert df.attrs["skipped"] == {"no_energy": 1, "bad_times": 0, "duplicate": 1, "overlap": 0}
+    assert df.attrs["skipped"] == {"missing_field": 0, "no_energy": 1, "bad_times": 0, "duplicate": 1, "overlap": 0}
 
 
 def test_iso_output_round_trips():
@@ -217,3 +217,96 @@ def test_assign_connectors_rejects_bad_ids():
     ]
     with pytest.raises(ValidationError):
         assign_connectors(read_acn_data(GOOD), ["P1", "P1"])
+
+
+# ------------------------------------------------------- declarations, skipped records
+
+MISSING = DATA / "missing_fields.json"
+CALTECH = Path(__file__).resolve().parents[2] / "examples" / "caltech_acn.toml"
+
+
+def test_user_inputs_give_the_declared_departure_and_energy():
+    df = read_acn_data(GOOD)
+    assert df["declared_energy_kwh"].tolist()[0] == 10.5 and np.isnan(df["declared_energy_kwh"].iloc[1])
+    assert df["declared_energy_kwh"].iloc[2] == 17.5
+    assert df["declared_departure"].iloc[0].isoformat() == "2018-04-25T16:30:31-07:00"
+    assert pd.isna(df["declared_departure"].iloc[1])
+    assert df["declared_departure"].iloc[2].isoformat() == "2018-04-26T15:02:17-07:00"
+
+
+def test_records_missing_a_field_are_skipped_with_one_warning_each(recwarn):
+    df = read_acn_data(MISSING)
+    lines = [str(w.message) for w in recwarn.list]
+    assert lines == [
+        "missing_fields.json: _items[2] (sessionID 'ongoing-1'): disconnectTime: missing or null; record skipped",
+        "missing_fields.json: _items[3] (sessionID 'no-kwh'): kWhDelivered: missing or null; record skipped",
+        "missing_fields.json: _items[4] (sessionID 'two-missing'): stationID, connectionTime: missing or null; "
+        "record skipped",
+        "missing_fields.json: _items[5]: disconnectTime: missing or null; record skipped",
+        "missing_fields.json: skipped 4 of 7 record(s) missing a required field",
+        "missing_fields.json: left out 2 declaration(s) in userInputs that cannot be used; "
+        "first: _items[7].userInputs[1].kWhRequested='lots': not a number of kWh within 0-10000",
+    ]
+    assert df.attrs["skipped"]["missing_field"] == 4 and len(df) == 3
+    # the last entry of userInputs stands; minutesAvailable when no requestedDeparture
+    assert df["declared_energy_kwh"].iloc[0] == 14.5
+    assert df["declared_departure"].iloc[0].isoformat() == "2018-04-25T16:00:00-07:00"
+    assert df["declared_departure"].iloc[1].isoformat() == "2018-04-25T14:00:00-07:00"
+    assert df["declared_energy_kwh"].iloc[1] == 8.0
+    # a departure declared before the arrival, and a request that is not a number, are left out
+    assert pd.isna(df["declared_departure"].iloc[2]) and np.isnan(df["declared_energy_kwh"].iloc[2])
+    assert df.attrs["space_ids"][df["session_id"].iloc[0]] == "CA-148"
+
+
+def test_a_missing_session_id_alone_is_a_problem():
+    r = record("a", "s1", "Wed, 25 Apr 2018 15:00:00 GMT", "Wed, 25 Apr 2018 17:00:00 GMT")
+    del r["sessionID"]
+    assert problems_of({"_items": [record("b", "s2", r["connectionTime"], r["disconnectTime"]), r]}) == [
+        "acn.json: _items[2].sessionID: required field is missing or null"
+    ]
+
+
+def read_missing():
+    with pytest.warns(UserWarning) as rec:
+        df = read_acn_data(MISSING)
+    assert any("missing or null" in str(w.message) for w in rec)
+    return df
+
+
+def caltech_connectors():
+    from evflex.io.scenario import read_scenario
+    from evflex.model.topology import compile_topology
+
+    return list(compile_topology(read_scenario(CALTECH, days=1).site).connector_ids)
+
+
+def test_stations_named_like_the_site_chargers_keep_their_connector():
+    ids = caltech_connectors()
+    assert "CA-148-1" in ids
+    out = assign_connectors(read_missing(), ids)
+    assert out["connector_id"].tolist() == ["CA-148-1", "CA-149-1", "CA-212-1"]
+    assert out.attrs["by_station"] == 3
+    good = assign_connectors(read_acn_data(GOOD), ids)
+    assert good["connector_id"].tolist() == ["CA-319-1", "CA-496-1", "CA-319-1"]
+    assert set(good["connector_id"]) <= set(ids)
+
+
+def test_other_stations_are_placed_around_the_named_ones():
+    df = sessions(
+        ("a", "X", "08:00:00", "12:00:00"),  # not a charger of the site: first fit
+        ("b", "P1", "10:00:00", "11:00:00"),  # station P1 is charger P1: its connector P1-1
+        ("c", "Y", "09:00:00", "09:30:00"),  # P1-1 free until 10:00: first fit there
+        ("d", "Z", "09:45:00", "10:30:00"),  # P1-1 taken from 10:00, P2-1 by a: dropped
+    )
+    out = assign_connectors(df, ["P1-1", "P2-1"])
+    assert dict(zip(out["session_id"], out["connector_id"])) == {"a": "P2-1", "b": "P1-1", "c": "P1-1"}
+    assert out.attrs["skipped"]["no_free_connector"] == 1 and out.attrs["by_station"] == 1
+
+
+def test_connector_of_station():
+    from evflex.io.acn import connector_of_station
+
+    assert connector_of_station("CA-148", ["CA-148-1", "CA-149-1"]) == "CA-148-1"
+    assert connector_of_station("C1", ["C1-1", "C1-2"]) is None  # two connectors: which one?
+    assert connector_of_station("C1-2", ["C1-1", "C1-2"]) == "C1-2"
+    assert connector_of_station("2-39-78-362", ["CA-148-1"]) is None

@@ -25,26 +25,42 @@ Mapping to the sessions table (columns :data:`SESSION_COLUMNS`):
 - ``energy_kwh`` = ``kWhDelivered``: the energy a session needed is taken to be what it
   received, the usual practice with this data set (``userInputs`` exist for a minority of
   sessions only, and many requests were not met or were overestimated);
+- what the driver declared, from the *last* entry of ``userInputs`` (the app lets a driver
+  revise the request; the last one stands): ``declared_energy_kwh`` = ``kWhRequested``,
+  ``declared_departure`` = ``requestedDeparture`` (RFC 1123), or ``connectionTime +
+  minutesAvailable`` when that is missing. A declaration that cannot be used (not a
+  number, not a date, a departure not after the arrival) is left out, with one warning
+  for all of them; sessions without ``userInputs`` declare nothing (NaN/NaT);
 - the rest is unknown: ``max_power_kw``, ``battery_kwh``, ``soc_arrival`` NaN,
   ``phases`` 0, ``v2g`` False. (ACN EVSEs are single-phase 208/240 V in the US.)
 
-``doneChargingTime``, ``userID``, ``userInputs``, ``spaceID``, ``siteID`` and
-``clusterID`` are read past, not checked.
+``spaceID`` (the parking space: ACN-Sim's station id, such as ``CA-148``) is kept in
+``df.attrs["space_ids"]`` (session id -> space) for :func:`assign_connectors`.
+``doneChargingTime``, ``userID``, ``siteID`` and ``clusterID`` are read past, not checked.
 
-Cleaning (counted in ``df.attrs["skipped"]``): a record whose ``sessionID`` was seen
-before is a ``duplicate`` (the first in file order is kept, whatever becomes of it);
-``kWhDelivered <= 0`` is ``no_energy``; ``disconnectTime <= connectionTime`` is
+Records are numbered from 1 in messages, in file order: ``_items[1]`` is the first.
+
+Cleaning (counted in ``df.attrs["skipped"]``): a record without ``stationID``,
+``connectionTime``, ``disconnectTime`` or ``kWhDelivered`` (missing or null, as an export
+has for a session still plugged in) is ``missing_field``, with one warning line per
+record naming it and the field(s), and a count at the end; a record whose ``sessionID``
+was seen before is a ``duplicate`` (the first in file order is kept, whatever becomes of
+it); ``kWhDelivered <= 0`` is ``no_energy``; ``disconnectTime <= connectionTime`` is
 ``bad_times``; a session that starts while an earlier-arriving kept session of the same
-station is still plugged in is an ``overlap`` (the later one is skipped).
+station is still plugged in is an ``overlap`` (the later one is skipped). Anything else
+wrong in a record (a value of the wrong type, a date that is not RFC 1123, an unknown
+time zone, a missing ``sessionID``) is a problem: the import stops with every problem.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -54,12 +70,18 @@ import numpy as np
 import pandas as pd
 
 from evflex.errors import Problem, ValidationError, problem
+from evflex.io.common import warn
+from evflex.io.sessions import MAX_ENERGY_KWH
 from evflex.model.sessions import SESSION_COLUMNS
 
 #: Record fields the importer needs.
 REQUIRED_FIELDS = ("sessionID", "stationID", "connectionTime", "disconnectTime", "kWhDelivered")
+#: Required fields whose absence skips the record (with a warning) rather than stopping.
+SKIPPABLE_FIELDS = ("stationID", "connectionTime", "disconnectTime", "kWhDelivered")
 #: Keys of ``df.attrs["skipped"]`` set by :func:`parse_acn_data`.
-SKIP_REASONS = ("no_energy", "bad_times", "duplicate", "overlap")
+SKIP_REASONS = ("missing_field", "no_energy", "bad_times", "duplicate", "overlap")
+#: Skipped records warned about one by one; the count at the end covers them all.
+MAX_RECORD_WARNINGS = 100
 #: Phases value meaning "unknown" in a sessions table.
 UNKNOWN_PHASES = 0
 
@@ -77,6 +99,9 @@ class _Record:
     departure: datetime
     energy_kwh: float
     zone: str | None
+    space_id: str | None = None
+    declared_departure: datetime | None = None
+    declared_energy_kwh: float = math.nan
 
 
 def read_acn_data(path: str | os.PathLike) -> pd.DataFrame:
@@ -123,15 +148,16 @@ def parse_acn_data(text_or_obj: str | bytes | dict, *, source: str = "acn.json")
     pandas.DataFrame
         Columns :data:`SESSION_COLUMNS`, one row per kept session, sorted by arrival;
         ``energy_kwh`` [kWh]. ``df.attrs["skipped"]`` maps each of :data:`SKIP_REASONS` to
-        the number of records skipped for it.
+        the number of records skipped for it; ``df.attrs["space_ids"]`` maps session ids to
+        the records' ``spaceID``.
 
     Raises
     ------
     ValidationError
         Every problem at once: invalid JSON, no ``_items`` list, a record that is not an
-        object, a required field missing or null, an id that is not a string, a timestamp
+        object, a ``sessionID`` missing or null, an id that is not a string, a timestamp
         that is not RFC 1123, a ``kWhDelivered`` that is not a finite number, an unknown
-        time zone.
+        time zone. (Records missing another required field are skipped, with a warning.)
     """
     document = _decode(text_or_obj, source)
     items = document.get("_items") if isinstance(document, dict) else None
@@ -140,12 +166,26 @@ def parse_acn_data(text_or_obj: str | bytes | dict, *, source: str = "acn.json")
             [problem(source, "must be a JSON object with an '_items' list of session records", field="_items")]
         )
     problems: list[Problem] = []
-    records = [r for r in (_parse_record(item, i, source, problems) for i, item in enumerate(items)) if r is not None]
+    missing: list[str] = []
+    notes: list[str] = []
+    records = [
+        r
+        for r in (_parse_record(item, i, source, problems, missing, notes) for i, item in enumerate(items, start=1))
+        if r is not None
+    ]
     if problems:
         raise ValidationError(problems)
+    for line in missing[:MAX_RECORD_WARNINGS]:
+        warn(f"{source}: {line}")
+    if missing:
+        more = f" ({len(missing) - MAX_RECORD_WARNINGS} not listed)" if len(missing) > MAX_RECORD_WARNINGS else ""
+        warn(f"{source}: skipped {len(missing)} of {len(items)} record(s) missing a required field{more}")
+    if notes:
+        warn(f"{source}: left out {len(notes)} declaration(s) in userInputs that cannot be used; first: {notes[0]}")
     kept, skipped = _clean(records)
     frame = _frame(kept, _common_zone(records))
-    frame.attrs["skipped"] = skipped
+    frame.attrs["skipped"] = {**skipped, "missing_field": len(missing)}
+    frame.attrs["space_ids"] = {r.session_id: r.space_id for r in kept if r.space_id is not None}
     return frame
 
 
@@ -162,16 +202,20 @@ def _decode(text_or_obj: Any, source: str) -> Any:
         raise ValidationError([problem(source, f"invalid JSON: not UTF-8 text ({exc.reason})")]) from None
 
 
-def _parse_record(item: Any, index: int, source: str, problems: list[Problem]) -> _Record | None:
-    """Check one record; append its problems and return None if it has any."""
-    where = f"_items[{index}]"
+def _parse_record(
+    item: Any, number: int, source: str, problems: list[Problem], missing: list[str], notes: list[str]
+) -> _Record | None:
+    """Check record ``number`` (from 1); return None if it is skipped (a line appended to
+    ``missing``) or has problems (appended to ``problems``). Declarations that cannot be
+    used are left out with a line in ``notes``."""
+    where = f"_items[{number}]"
     if not isinstance(item, dict):
         problems.append(problem(source, "must be a JSON object (a session record)", field=where, value=item))
         return None
     before = len(problems)
-    for name in REQUIRED_FIELDS:
-        if item.get(name) is None:
-            problems.append(problem(source, "required field is missing or null", field=f"{where}.{name}"))
+    absent = [name for name in SKIPPABLE_FIELDS if item.get(name) is None]
+    if item.get("sessionID") is None and not absent:  # a skipped record need not name itself
+        problems.append(problem(source, "required field is missing or null", field=f"{where}.sessionID"))
     session_id = _identifier(item, "sessionID", where, source, problems)
     station_id = _identifier(item, "stationID", where, source, problems)
     arrival = _timestamp(item, "connectionTime", where, source, problems)
@@ -180,8 +224,67 @@ def _parse_record(item: Any, index: int, source: str, problems: list[Problem]) -
     zone = _zone(item, where, source, problems)
     if len(problems) > before:
         return None
+    if absent:
+        named = f" (sessionID {session_id!r})" if session_id else ""
+        fields = ", ".join(absent)
+        missing.append(f"{where}{named}: {fields}: missing or null; record skipped")
+        return None
     assert session_id and station_id and arrival and departure and energy_kwh is not None
-    return _Record(index, session_id, station_id, arrival, departure, energy_kwh, zone)
+    space = item.get("spaceID")
+    space_id = space.strip() if isinstance(space, str) and space.strip() else None
+    declared_departure, declared_energy_kwh = _declared(item, where, arrival, notes)
+    return _Record(
+        number,
+        session_id,
+        station_id,
+        arrival,
+        departure,
+        energy_kwh,
+        zone,
+        space_id,
+        declared_departure,
+        declared_energy_kwh,
+    )
+
+
+def _declared(item: dict, where: str, arrival: datetime, notes: list[str]) -> tuple[datetime | None, float]:
+    """The departure and energy the driver declared in the last entry of ``userInputs``."""
+    inputs = item.get("userInputs")
+    if not isinstance(inputs, list) or not inputs:
+        return None, math.nan
+    here = f"{where}.userInputs[{len(inputs)}]"
+    last = inputs[-1]
+    if not isinstance(last, dict):
+        notes.append(f"{here}: not a JSON object")
+        return None, math.nan
+    energy = math.nan
+    kwh = last.get("kWhRequested")
+    if kwh is not None:
+        if _finite(kwh) and 0.0 <= kwh <= MAX_ENERGY_KWH:
+            energy = float(kwh)
+        else:
+            notes.append(f"{here}.kWhRequested={kwh!r}: not a number of kWh within 0-{MAX_ENERGY_KWH:g}")
+    departure = None
+    requested = last.get("requestedDeparture")
+    minutes = last.get("minutesAvailable")
+    if requested is not None:
+        departure = _parse_rfc1123(requested)
+        if departure is None:
+            notes.append(f"{here}.requestedDeparture={requested!r}: not an RFC 1123 date-time")
+    elif minutes is not None:
+        if _finite(minutes) and 0 < minutes <= 1e7:
+            departure = arrival + timedelta(minutes=float(minutes))
+        else:
+            notes.append(f"{here}.minutesAvailable={minutes!r}: not a positive number of minutes")
+    if departure is not None and departure <= arrival:
+        source_field = "requestedDeparture" if requested is not None else "minutesAvailable"
+        notes.append(f"{here}.{source_field}: declared departure not after connectionTime")
+        departure = None
+    return departure, energy
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _identifier(item: dict, name: str, where: str, source: str, problems: list[Problem]) -> str | None:
@@ -301,8 +404,8 @@ def _frame(records: list[_Record], zone: str) -> pd.DataFrame:
             "battery_kwh": np.full(n, np.nan),
             "soc_arrival": np.full(n, np.nan),
             "v2g": np.zeros(n, dtype=bool),
-            "declared_departure": _times([None] * n, zone),
-            "declared_energy_kwh": np.full(n, np.nan),
+            "declared_departure": _times([r.declared_departure for r in records], zone),
+            "declared_energy_kwh": np.array([r.declared_energy_kwh for r in records], dtype=float),
         },
         columns=list(SESSION_COLUMNS),
     )
@@ -312,13 +415,29 @@ def _posix_s(times: pd.Series) -> np.ndarray:
     return ((times - pd.Timestamp(0, tz="UTC")).dt.total_seconds()).to_numpy(dtype=float)
 
 
-def assign_connectors(df: pd.DataFrame, connector_ids: list[str]) -> pd.DataFrame:
-    """Place sessions (e.g. imported ones) on a site's connectors, first fit by arrival.
+def connector_of_station(name: str, connector_ids: Collection[str]) -> str | None:
+    """The connector a station named ``name`` is on a site whose chargers are named after
+    stations: ``name`` itself if it is a connector id, or ``name-1`` if that is the one
+    connector of charger ``name`` (``CA-148`` -> ``CA-148-1``); None otherwise."""
+    if name in connector_ids:
+        return name
+    if f"{name}-1" in connector_ids and f"{name}-2" not in connector_ids:
+        return f"{name}-1"
+    return None
 
-    In arrival order, a session goes to the connector its station (its current
-    ``connector_id``) was last placed on if that connector is free at its arrival, else
-    to the lowest-index free connector; a session that finds every connector occupied is
-    dropped. A connector is free when its last car has left (departure <= arrival).
+
+def assign_connectors(df: pd.DataFrame, connector_ids: list[str]) -> pd.DataFrame:
+    """Place sessions (e.g. imported ones) on a site's connectors.
+
+    A session whose station is a charger of the site goes to that charger's connector
+    (:func:`connector_of_station`; tried with the record's ``spaceID`` from
+    ``df.attrs["space_ids"]``, then its ``connector_id``): real ACN-Data sessions on the
+    ACN site as ACN-Sim models it (``examples/caltech_acn.toml``) keep their EVSE. The
+    others are placed first fit by arrival: in arrival order, a session goes to the
+    connector its station (its current ``connector_id``) was last placed on if that
+    connector is free for its whole stay, else to the lowest-index connector free for its
+    stay; a session that finds no such connector is dropped. Back-to-back sessions
+    (departure == next arrival) do not collide.
 
     Parameters
     ----------
@@ -332,7 +451,8 @@ def assign_connectors(df: pd.DataFrame, connector_ids: list[str]) -> pd.DataFram
     pandas.DataFrame
         The placed sessions, sorted by arrival, with ``connector_id`` from
         ``connector_ids``; ``attrs["skipped"]`` is the input's plus
-        ``"no_free_connector"``, the number dropped.
+        ``"no_free_connector"``, the number dropped; ``attrs["by_station"]`` the number
+        placed on their own station's connector.
 
     Raises
     ------
@@ -347,26 +467,58 @@ def assign_connectors(df: pd.DataFrame, connector_ids: list[str]) -> pd.DataFram
         problems.append(problem("assign_connectors", "connector ids must be unique", field="connector_ids"))
     if problems:
         raise ValidationError(problems)
+    spaces: dict[str, str] = df.attrs.get("space_ids", {})
     ordered = df.sort_values("arrival", kind="stable").reset_index(drop=True)
     arrival_s, departure_s = _posix_s(ordered["arrival"]), _posix_s(ordered["departure"])
-    free_at_s = np.full(len(ids), -np.inf)
+    stations = ordered["connector_id"].astype(str).tolist()
+    slot_of = {c: k for k, c in enumerate(ids)}
+    busy = _Occupancy(len(ids))
+    placed: dict[int, int] = {}  # row -> connector index
+    for row, (sid, station) in enumerate(zip(ordered["session_id"].astype(str).tolist(), stations)):
+        for name in (spaces.get(sid), station):
+            named = connector_of_station(name, slot_of) if name else None
+            if named is not None:
+                slot = slot_of[named]
+                if busy.free(slot, arrival_s[row], departure_s[row]):
+                    busy.take(slot, arrival_s[row], departure_s[row])
+                    placed[row] = slot
+                break
+    by_station = len(placed)
     last_place: dict[str, int] = {}
-    rows: list[int] = []
-    placed: list[str] = []
-    for row, (station, arrival, departure) in enumerate(
-        zip(ordered["connector_id"].tolist(), arrival_s.tolist(), departure_s.tolist())
-    ):
-        slot = last_place.get(station)
-        if slot is None or free_at_s[slot] > arrival:
-            free = np.flatnonzero(free_at_s <= arrival)
-            slot = int(free[0]) if len(free) else None
-        if slot is None:
+    for row, station in enumerate(stations):
+        if row in placed:
             continue
-        free_at_s[slot] = departure
-        last_place[station] = slot
-        rows.append(row)
-        placed.append(ids[slot])
+        a, d = arrival_s[row], departure_s[row]
+        choice = last_place.get(station)
+        if choice is None or not busy.free(choice, a, d):
+            choice = next((k for k in range(len(ids)) if busy.free(k, a, d)), None)
+        if choice is None:
+            continue
+        busy.take(choice, a, d)
+        last_place[station] = choice
+        placed[row] = choice
+    rows = sorted(placed)
     out = ordered.iloc[rows].reset_index(drop=True)
-    out["connector_id"] = pd.Series(placed, dtype=str)
+    out["connector_id"] = pd.Series([ids[placed[r]] for r in rows], dtype=str)
     out.attrs["skipped"] = {**df.attrs.get("skipped", {}), "no_free_connector": len(ordered) - len(rows)}
+    out.attrs["by_station"] = by_station
     return out
+
+
+class _Occupancy:
+    """The stays placed on each connector: sorted, non-overlapping intervals [s]."""
+
+    def __init__(self, n: int):
+        self.starts: list[list[float]] = [[] for _ in range(n)]
+        self.ends: list[list[float]] = [[] for _ in range(n)]
+
+    def free(self, slot: int, start: float, end: float) -> bool:
+        k = bisect.bisect_right(self.starts[slot], start)
+        if k > 0 and self.ends[slot][k - 1] > start:
+            return False
+        return not (k < len(self.starts[slot]) and self.starts[slot][k] < end)
+
+    def take(self, slot: int, start: float, end: float) -> None:
+        k = bisect.bisect_right(self.starts[slot], start)
+        self.starts[slot].insert(k, start)
+        self.ends[slot].insert(k, end)

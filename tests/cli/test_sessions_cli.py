@@ -1,0 +1,122 @@
+"""``evflex sessions import`` and ``generate`` as a new user meets them, in this process:
+ACN-Data onto the Caltech site and replayed there, declarations round-tripped, skipped
+records reported, fleet sessions within their batteries."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evflex.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+ACN = ROOT / "tests" / "data" / "acn"
+CALTECH = ROOT / "examples" / "caltech_acn.toml"
+
+
+@pytest.fixture
+def evflex(capsys, tmp_path, monkeypatch):
+    """``evflex ARGS`` through :func:`evflex.cli.main.main` in ``tmp_path``: (code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args):
+        capsys.readouterr()
+        with warnings.catch_warnings():
+            warnings.resetwarnings()
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def caltech_connectors():
+    from evflex.io.scenario import read_scenario
+    from evflex.model.topology import compile_topology
+
+    return set(compile_topology(read_scenario(CALTECH, days=1).site).connector_ids)
+
+
+def test_acn_sessions_land_on_their_caltech_evses_and_replay(evflex, tmp_path):
+    code, out, err = evflex(
+        "sessions",
+        "import",
+        "--format",
+        "acn-data",
+        ACN / "caltech_sessions.json",
+        "--scenario",
+        CALTECH,
+        "-o",
+        "acn.csv",
+    )
+    assert code == 0, err
+    df = pd.read_csv(tmp_path / "acn.csv")
+    assert df["connector_id"].tolist() == ["CA-319-1", "CA-496-1", "CA-319-1"]
+    assert set(df["connector_id"]) <= caltech_connectors()
+    assert df["declared_energy_kwh"].tolist()[0] == 10.5
+    code, out, err = evflex(
+        "simulate",
+        CALTECH,
+        "--sessions",
+        "acn.csv",
+        "--start",
+        "2018-04-25T00:00:00-07:00",
+        "--days",
+        "2",
+        "--no-report",
+        "-q",
+        "--out",
+        "res",
+    )
+    assert code == 0, err
+    assert "sessions: 3" in out
+    sessions = pd.read_csv(tmp_path / "res" / "sessions.csv")
+    assert len(sessions) == 3
+
+
+def test_import_skips_records_missing_a_field_with_a_warning_each(evflex, tmp_path):
+    code, out, err = evflex(
+        "sessions", "import", "--format", "acn-data", ACN / "missing_fields.json", "--scenario", CALTECH, "-o", "x.csv"
+    )
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines[0] == (
+        "warning: missing_fields.json: _items[2] (sessionID 'ongoing-1'): disconnectTime: missing or null; "
+        "record skipped"
+    )
+    assert "warning: missing_fields.json: skipped 4 of 7 record(s) missing a required field" in lines
+    assert "skipped: missing_field 4" in out
+    df = pd.read_csv(tmp_path / "x.csv")
+    assert df["connector_id"].tolist() == ["CA-148-1", "CA-149-1", "CA-212-1"]
+
+
+def test_import_with_broken_records_exits_2_and_writes_nothing(evflex, tmp_path):
+    code, out, err = evflex("sessions", "import", "--format", "acn-data", ACN / "bad_records.json", "-o", "x.csv")
+    assert code == 2 and not (tmp_path / "x.csv").exists()
+    assert all(line.startswith("bad_records.json: _items[") for line in err.splitlines())
+    assert "Traceback" not in err
+
+
+def test_declarations_round_trip_through_import_and_read(evflex, tmp_path):
+    from evflex.io.scenario import read_scenario
+
+    code, _, err = evflex(
+        "sessions",
+        "import",
+        "--format",
+        "acn-data",
+        ACN / "caltech_sessions.json",
+        "--scenario",
+        CALTECH,
+        "-o",
+        "a.csv",
+    )
+    assert code == 0, err
+    sc = read_scenario(CALTECH, sessions=tmp_path / "a.csv", start="2018-04-25T00:00:00-07:00", days=2)
+    S = sc.sessions
+    assert S.declared_energy_kwh[0] == 10.5 and np.isnan(S.declared_energy_kwh[1])
+    assert S.declared_departure_s[0] == pd.Timestamp("2018-04-25T16:30:31-07:00").timestamp()

@@ -65,6 +65,8 @@ class ChargerBank:
         self.sent_a = np.zeros(n)  # the last set-point sent (in effect or queued)
         self.queue_t = np.full((n, QUEUE), np.inf)  # when each queued set-point takes effect
         self.queue_a = np.zeros((n, QUEUE))
+        self.count = np.zeros(n, dtype=np.int64)  # set-points waiting, per connector
+        self.last_t = np.full(n, -np.inf)  # when the last one sent takes effect
         self.queued = False  # any set-point waiting
 
     def clear(self, where: np.ndarray) -> None:
@@ -74,6 +76,9 @@ class ChargerBank:
         self.sent_a[where] = 0.0
         self.queue_t[where] = np.inf
         self.queue_a[where] = 0.0
+        self.count[where] = 0
+        self.last_t[where] = -np.inf
+        self.queued = bool(np.count_nonzero(self.count))
 
     def settled(self, target_a: np.ndarray) -> bool:
         """Nothing waiting and every connector at its target."""
@@ -90,12 +95,14 @@ class ChargerBank:
             self.current_a[switched] = 0.0
             self.pilot_a[switched] = 0.0
             self.queue_t[switched] = np.inf
+            self.count[switched] = 0
+            self.last_t[switched] = -np.inf
         eff = t0_s + np.where(switched, np.maximum(self.delay_s, self.switch_s), self.delay_s)
         new_tgt = target_of(setpoint_a)
         now_tgt = target_of(self.pilot_a)
         i = self.current_a
         down = changed & (new_tgt < i - SETTLED_A)
-        ramping_down = ~changed & (now_tgt < i - SETTLED_A) & ~np.isfinite(self.queue_t[:, 0])
+        ramping_down = ~changed & (now_tgt < i - SETTLED_A) & (self.count == 0)
         hold = -np.inf
         if np.count_nonzero(down):
             hold = float(np.max((eff + (i - new_tgt) / self.ramp)[down]))
@@ -103,13 +110,13 @@ class ChargerBank:
             hold = max(hold, float(np.max((t0_s + (i - now_tgt) / self.ramp)[ramping_down])))
         up = changed & (new_tgt > i + SETTLED_A)
         eff = np.where(up, np.maximum(eff, hold), eff)
-        # in order: never before a set-point sent earlier
-        last = np.max(np.where(np.isfinite(self.queue_t), self.queue_t, -np.inf), axis=1)
-        eff = np.maximum(eff, last)
+        eff = np.maximum(eff, self.last_t)  # in order: never before a set-point sent earlier
         c = np.flatnonzero(changed)
-        slot = np.minimum(np.isfinite(self.queue_t[c]).sum(axis=1), QUEUE - 1)  # full: replace the last
+        slot = np.minimum(self.count[c], QUEUE - 1)  # full: replace the last
         self.queue_t[c, slot] = eff[c]
         self.queue_a[c, slot] = setpoint_a[c]
+        self.count[c] = slot + 1
+        self.last_t[c] = eff[c]
         self.sent_a = np.where(changed, setpoint_a, self.sent_a)
         self.queued = True
 
@@ -137,12 +144,18 @@ class ChargerBank:
         a, cur = ramp_toward(cur, target_of(self.pilot_a), self.ramp, end_s - t)
         area += a
         self.current_a = cur
-        if due.any():  # drop what took effect; the rest moves up
-            keep = ~due
-            order = np.argsort(~keep, axis=1, kind="stable")
-            self.queue_t = np.take_along_axis(np.where(keep, self.queue_t, np.inf), order, axis=1)
-            self.queue_a = np.take_along_axis(np.where(keep, self.queue_a, 0.0), order, axis=1)
-            self.queued = bool(np.isfinite(self.queue_t[:, 0]).any())
+        if due.any():  # drop what took effect (a prefix of each queue, in time order); the rest moves up
+            gone = due.sum(axis=1)
+            for j in range(1, QUEUE + 1):
+                rows = gone == j
+                if j == QUEUE:
+                    self.queue_t[rows] = np.inf
+                elif np.count_nonzero(rows):
+                    self.queue_t[rows, :-j] = self.queue_t[rows, j:]
+                    self.queue_t[rows, -j:] = np.inf
+                    self.queue_a[rows, :-j] = self.queue_a[rows, j:]
+            self.count -= gone
+            self.queued = bool(np.count_nonzero(self.count))
         return area / period_s, cur
 
 

@@ -36,7 +36,6 @@ def tapering_currents(
     [kWh/A] (conductors x voltage x step).
     """
     n = len(soc0)
-    j = np.arange(steps, dtype=np.float64)[:, None]
     need = np.minimum(pilot_a, max_a)
     flat = np.maximum(need - offset_a, 0.0)
     out = np.broadcast_to(flat, (steps, n)).copy()
@@ -51,6 +50,9 @@ def tapering_currents(
     with np.errstate(divide="ignore", invalid="ignore"):
         n_flat = np.where(s0 > soc_star, 0.0, np.floor((soc_star - s0) / np.where(delta > 0, delta, np.inf)) + 1.0)
     n_flat = np.where(model, np.minimum(n_flat, steps), steps)
+    if n_flat.min() >= steps:  # nobody reaches the taper in these steps
+        return out
+    j = np.arange(steps, dtype=np.float64)[:, None]
     u_start = 1.0 - (s0 + n_flat * delta)  # 1 - soc when the taper starts
     r = 1.0 - a * c
     u_fix = np.where(a > 0, offset_a / np.where(a > 0, a, 1.0), 0.0)

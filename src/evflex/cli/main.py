@@ -327,13 +327,23 @@ def sessions_generate(
             topo.max_current_a.tolist(),
             topo.voltage_ln_v,
         )
+        volts = topo.voltage_v.tolist()  # line-to-line across a charger between two phases
         t0 = sc.simulation.start.astimezone(sc.simulation.tz)
     else:
         assert connectors is not None
         ids = [f"C{k}-1" for k in range(1, connectors + 1)]
         ph, mx, V = [3] * connectors, [16.0] * connectors, 230.0
+        volts = [V] * connectors
     df = generate_sessions(
-        profile, ids, t0, days, seed, connector_phases=ph, connector_max_current_a=mx, voltage_ln_v=V
+        profile,
+        ids,
+        t0,
+        days,
+        seed,
+        connector_phases=ph,
+        connector_max_current_a=mx,
+        voltage_ln_v=V,
+        connector_voltage_v=volts,
     )
     write_sessions_csv(df, output)
     _say(f"wrote {len(df)} {profile} sessions on {len(ids)} connectors to {output}")

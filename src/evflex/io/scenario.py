@@ -370,6 +370,7 @@ def generated_sessions(profile: str, topo, cfg: SimulationConfig, seed: int, day
         connector_phases=topo.charger_phases.tolist(),
         connector_max_current_a=topo.max_current_a.tolist(),
         voltage_ln_v=topo.voltage_ln_v,
+        connector_voltage_v=topo.voltage_v.tolist(),
     )
     return parse_sessions(sessions_as_text(df), topo, f"generated {profile} sessions")
 

@@ -77,7 +77,6 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         raise ValidationError([problem(source, "no sessions (the file has a header only)")])
     n = len(df)
     lines = row_lines(df)
-    V = topology.voltage_ln_v
 
     sid = df["session_id"].astype(str).str.strip()
     for i in np.flatnonzero((sid == "").to_numpy()):
@@ -187,11 +186,13 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         source,
     )
 
-    # the EV must be able to charge at the pilot's minimum on its phases
+    # the EV must be able to charge at the pilot's minimum on its phases, at the voltage
+    # across its connector's conductors (line-to-line for a charger between two phases)
     ok_c = conn >= 0
     ev_phases = np.where(phases > 0, phases, np.where(ok_c, topology.charger_phases[np.maximum(conn, 0)], 3))
+    volts = np.where(ok_c, topology.voltage_v[np.maximum(conn, 0)], topology.voltage_ln_v)
     with np.errstate(invalid="ignore"):
-        ev_a = max_kw * 1000.0 / (V * ev_phases)
+        ev_a = max_kw * 1000.0 / (volts * ev_phases)
     min_a = np.where(ok_c, topology.min_current_a[np.maximum(conn, 0)], 6.0)
     for i in np.flatnonzero(ev_a < min_a - 1e-9):
         probs.append(

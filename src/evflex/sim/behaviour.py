@@ -743,7 +743,7 @@ def _sessions_frame(
     kept: np.ndarray,
     connector_phases: np.ndarray,
     connector_current_a: np.ndarray,
-    voltage_ln_v: float,
+    connector_voltage_v: np.ndarray,
     tz,
 ) -> pd.DataFrame:
     models = ev_models()
@@ -763,7 +763,8 @@ def _sessions_frame(
     )
     drawn_phases = np.minimum(ev_phases, connector_phases[connector])
     drawn_current_a = np.minimum(ev_current_a, connector_current_a[connector])
-    power_kw = np.minimum(ev_power_kw, drawn_phases * drawn_current_a * voltage_ln_v / W_PER_KW)
+    volts = connector_voltage_v[connector]  # across each conductor: line-to-line for an LL charger
+    power_kw = np.minimum(ev_power_kw, drawn_phases * drawn_current_a * volts / W_PER_KW)
     stay_h = (departure_s - arrival_s) / SECONDS_PER_HOUR
     battery_room_kwh = (1.0 - soc_arrival) * battery_kwh / EFFICIENCY
     charging_s = np.maximum(FEASIBLE_SHARE * stay_h * SECONDS_PER_HOUR - RESPONSE_ALLOWANCE_S, 0.0)
@@ -799,6 +800,7 @@ def generate_sessions(
     connector_phases: list[int] | None = None,
     connector_max_current_a: list[float] | None = None,
     voltage_ln_v: float = NOMINAL_VOLTAGE_LN_V,
+    connector_voltage_v: list[float] | None = None,
 ) -> pd.DataFrame:
     """Generate synthetic charging sessions for a site's connectors.
 
@@ -822,6 +824,10 @@ def generate_sessions(
         Current rating of each connector [A]; default 32 A (never binding).
     voltage_ln_v : float
         Phase-to-neutral voltage [V], used for the power a car can draw on its connector.
+    connector_voltage_v : list of float, optional
+        Voltage across each connector's conductors [V] (:attr:`Topology.voltage_v`):
+        phase-to-neutral, or line-to-line for a charger wired between two phases (a 32 A
+        single-phase EVSE at 208 V gives 6.66 kW); default ``voltage_ln_v`` everywhere.
 
     Returns
     -------
@@ -842,6 +848,19 @@ def generate_sessions(
     chosen = Profile(profile)
     connector_ids = [str(c) for c in connector_ids]
     problems = _check_arguments(connector_ids, start, days, connector_phases, connector_max_current_a, voltage_ln_v)
+    if connector_voltage_v is not None:
+        if len(connector_voltage_v) != len(connector_ids):
+            problems.append(
+                problem(
+                    _SOURCE,
+                    f"must have one value per connector ({len(connector_ids)})",
+                    field="connector_voltage_v",
+                    value=len(connector_voltage_v),
+                )
+            )
+        for k, v in enumerate(connector_voltage_v):
+            if not v > 0:
+                problems.append(problem(_SOURCE, "must be > 0", field=f"connector_voltage_v[{k}]", value=v))
     if problems:
         raise ValidationError(problems)
     tz = start.tzinfo
@@ -860,7 +879,8 @@ def generate_sessions(
     current_a = np.asarray(
         connector_max_current_a or [DEFAULT_CONNECTOR_MAX_CURRENT_A] * len(connector_ids), dtype=float
     )
-    return _sessions_frame(chosen, connector_ids, candidates, kept, phases, current_a, voltage_ln_v, tz)
+    volts = np.asarray(connector_voltage_v or [voltage_ln_v] * len(connector_ids), dtype=float)
+    return _sessions_frame(chosen, connector_ids, candidates, kept, phases, current_a, volts, tz)
 
 
 def sessions_per_profile_summary(

@@ -26,9 +26,12 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-## bench: performance figures (see README, Performance)
+## bench: performance figures (see README, Performance); ACN-Sim gets its own venv,
+## bench/.venv-peer, on first use. BENCH_ARGS="--quick" for short windows,
+## BENCH_ARGS="--only congested,cli" for some sections (bench/run.py --help)
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out build src/*.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -78,7 +78,10 @@ def problem(sc: Scenario, network: str, peer_voltage_v: float) -> dict[str, Any]
     if network == "caltech":
         out["voltage_v"] = peer_voltage_v
     else:
-        out["stations"] = [{"id": i, "max_a": float(a)} for i, a in zip(ids, topo.max_current_a)]
+        out["stations"] = [
+            {"id": i, "max_a": float(a), "min_a": float(lo), "step_a": float(r)}
+            for i, a, lo, r in zip(ids, topo.max_current_a, topo.min_current_a, topo.resolution_a)
+        ]
         out["voltage_v"] = peer_voltage_v
         out["limit_a"] = float(sc.site.connection_limit_a)
     return out

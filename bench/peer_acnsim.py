@@ -6,7 +6,7 @@
 PROBLEM.json (written by bench/peer.py from the same sessions evflex simulates):
 
     {"network": "dtu" | "caltech", "period_min": 5,
-     "stations": [{"id": "C1-1", "max_a": 16}, ...],     # "dtu" only
+     "stations": [{"id": "C1-1", "max_a": 16, "min_a": 6, "step_a": 1}, ...],  # "dtu" only
      "voltage_v": 690, "limit_a": 63,                      # "dtu" only: 3 x 230 V, per phase
      "sessions": [{"id", "station", "arrival", "departure", "energy_kwh", "max_kw"}, ...]}
 
@@ -27,7 +27,7 @@ from datetime import UTC
 
 
 def build_network(problem: dict):
-    from acnportal.acnsim.models.evse import EVSE
+    from acnportal.acnsim.models.evse import EVSE, FiniteRatesEVSE
     from acnportal.acnsim.network import ChargingNetwork, Current
     from acnportal.acnsim.network.sites import caltech_acn
 
@@ -40,7 +40,14 @@ def build_network(problem: dict):
     for s in problem["stations"]:
         # A three-phase EVSE as one ACN-Sim load: the same current I on each phase,
         # power I x 3 x 230 V (voltage_v), all at angle 0 so each phase row is the plain sum.
-        net.register_evse(EVSE(s["id"], max_rate=s["max_a"], min_rate=0), problem["voltage_v"], 0)
+        # Its pilots as evflex's charger takes them: 0, or min_a to max_a in steps of step_a.
+        if s.get("step_a"):
+            n = int(round((s["max_a"] - s["min_a"]) / s["step_a"]))
+            rates = [0.0] + [s["min_a"] + k * s["step_a"] for k in range(n + 1)]
+            evse = FiniteRatesEVSE(s["id"], rates)
+        else:
+            evse = EVSE(s["id"], max_rate=s["max_a"], min_rate=0)
+        net.register_evse(evse, problem["voltage_v"], 0)
     for ph in ("L1", "L2", "L3"):
         net.add_constraint(Current(ids), problem["limit_a"], name=ph)
     return net

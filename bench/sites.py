@@ -188,15 +188,17 @@ def congested_year_scenario(root, days: int = 365, seed: int = 1) -> Scenario:
 
 
 # ------------------------------------------------------------------ side by side with ACN-Sim
-def ideal(sc: Scenario, period_s: float = 300.0) -> Scenario:
+def ideal(sc: Scenario, period_s: float = 300.0, resolution_a: float | None = None) -> Scenario:
     """``sc`` with ideal chargers (no activation delay, instant ramp, exact pilot following), no
-    base load or PV, EV limits known, at ``period_s`` steps: the world ACN-Sim simulates."""
+    base load or PV, EV limits known, at ``period_s`` steps: the world ACN-Sim simulates.
+    ``resolution_a`` sets every charger's set-point step."""
     from dataclasses import replace
 
     from evflex.model import ChargerResponse
 
     resp = ChargerResponse(activation_delay_s=0.0, ramp_a_per_s=1e9, precision_a=0.0)
-    site = replace(sc.site, chargers=tuple(replace(c, response=resp) for c in sc.site.chargers))
+    res = {} if resolution_a is None else {"setpoint_resolution_a": resolution_a}
+    site = replace(sc.site, chargers=tuple(replace(c, response=resp, **res) for c in sc.site.chargers))
     cfg = replace(sc.simulation, period_s=period_s, ev_limits_known=True)
     return replace(sc, site=site, simulation=cfg, base_load=None, pv=None, connection_limit=None)
 
@@ -241,11 +243,12 @@ def peer_sessions(sc: Scenario, three_phase_kw: float | None = None) -> Scenario
 
 
 def dtu_peer_scenario(root, days: int = 30) -> Scenario:
-    """The DTU Risoe site (8 x 2 plugs of 16 A, 63 A a phase) at 5-min steps with ideal chargers,
-    its generated workplace sessions as three-phase 11 kW EVs (16 A x 3 x 230 V)."""
+    """The DTU Risoe site (8 x 2 plugs of 0 or 6-16 A in 1 A steps, 63 A a phase) at 5-min steps
+    with ideal chargers, its generated workplace sessions as three-phase 11 kW EVs
+    (16 A x 3 x 230 V)."""
     from evflex.io.scenario import read_scenario
 
-    sc = ideal(read_scenario(root / "examples" / "dtu_risoe.toml", days=days))
+    sc = ideal(read_scenario(root / "examples" / "dtu_risoe.toml", days=days), resolution_a=1.0)
     return peer_sessions(sc, three_phase_kw=16.0 * 3 * 230.0 / 1000.0)
 
 

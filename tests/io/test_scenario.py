@@ -228,3 +228,10 @@ def test_line_to_line_keys_are_checked(tmp_path):
     assert lines(tmp_path, text) == ["scenario.toml: site: give connection_limit_a, transformer_kw or both"]
     text = GOOD.replace("connection_limit_a = 32.0", 'connection_limit_a = 32.0\nconnection = "L1-L3"')
     assert any("connection" in x for x in lines(tmp_path, text))
+
+
+def test_controller_keys_reach_the_controller(tmp_path):
+    text = GOOD + "\n[controller]\norder_period_s = 300\nphase_switch_dwell_s = 1800\nmax_phase_switches = 2\n"
+    ctrl = read_scenario(write(tmp_path, text)).controller
+    assert (ctrl.order_period_s, ctrl.phase_switch_dwell_s, ctrl.max_phase_switches) == (300.0, 1800.0, 2)
+    assert any("order_period_s" in x for x in lines(tmp_path, GOOD + "\n[controller]\norder_period_s = -1\n"))

@@ -207,6 +207,7 @@ class ControllerSpec(_Strict):
     default_energy_kwh: float = Field(ControllerParams.default_energy_kwh, gt=0)
     phase_switch_dwell_s: float = Field(ControllerParams.phase_switch_dwell_s, ge=0)
     max_phase_switches: int = Field(ControllerParams.max_phase_switches, ge=0)
+    order_period_s: float = Field(ControllerParams.order_period_s, ge=0)
 
 
 class ScenarioSpec(_Strict):

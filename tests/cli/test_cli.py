@@ -6,15 +6,13 @@ import re
 import subprocess
 import sys
 import textwrap
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_helpers import run_in_process
 from plotly.offline import get_plotlyjs
-
-from evflex.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 PLOTLYJS_SIGNATURE = get_plotlyjs()[:300]
@@ -81,15 +79,7 @@ def evflex(capsys):
 
     def run(*args, cwd):
         assert Path.cwd() == Path(cwd)  # the case fixture moved there
-        capsys.readouterr()
-        with warnings.catch_warnings():
-            # the interpreter's own filters, as a user's process has them (pytest shows more)
-            warnings.resetwarnings()
-            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
-                warnings.simplefilter("ignore", category)
-            code = main([str(a) for a in args])
-        out = capsys.readouterr()
-        return Run(code, out.out, out.err)
+        return Run(*run_in_process(capsys, args))
 
     return run
 

@@ -2,14 +2,12 @@
 ACN-Data onto the Caltech site and replayed there, declarations round-tripped, skipped
 records reported, fleet sessions within their batteries."""
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
-from evflex.cli.main import main
+from cli_helpers import run_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ACN = ROOT / "tests" / "data" / "acn"
@@ -21,17 +19,7 @@ def evflex(capsys, tmp_path, monkeypatch):
     """``evflex ARGS`` through :func:`evflex.cli.main.main` in ``tmp_path``: (code, stdout, stderr)."""
     monkeypatch.chdir(tmp_path)
 
-    def run(*args):
-        capsys.readouterr()
-        with warnings.catch_warnings():
-            warnings.resetwarnings()
-            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
-                warnings.simplefilter("ignore", category)
-            code = main([str(a) for a in args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    return lambda *args: run_in_process(capsys, args)
 
 
 def caltech_connectors():
@@ -41,19 +29,16 @@ def caltech_connectors():
     return set(compile_topology(read_scenario(CALTECH, days=1).site).connector_ids)
 
 
-def test_acn_sessions_land_on_their_caltech_evses_and_replay(evflex, tmp_path):
-    code, out, err = evflex(
-        "sessions",
-        "import",
-        "--format",
-        "acn-data",
-        ACN / "caltech_sessions.json",
-        "--scenario",
-        CALTECH,
-        "-o",
-        "acn.csv",
+def import_caltech(evflex, output):
+    """The ACN sample imported onto the Caltech site, into ``output``."""
+    code, _, err = evflex(
+        "sessions", "import", "--format", "acn-data", ACN / "caltech_sessions.json", "--scenario", CALTECH, "-o", output
     )
     assert code == 0, err
+
+
+def test_acn_sessions_land_on_their_caltech_evses_and_replay(evflex, tmp_path):
+    import_caltech(evflex, "acn.csv")
     df = pd.read_csv(tmp_path / "acn.csv")
     assert df["connector_id"].tolist() == ["CA-319-1", "CA-496-1", "CA-319-1"]
     assert set(df["connector_id"]) <= caltech_connectors()
@@ -104,18 +89,7 @@ def test_import_with_broken_records_exits_2_and_writes_nothing(evflex, tmp_path)
 def test_declarations_round_trip_through_import_and_read(evflex, tmp_path):
     from evflex.io.scenario import read_scenario
 
-    code, _, err = evflex(
-        "sessions",
-        "import",
-        "--format",
-        "acn-data",
-        ACN / "caltech_sessions.json",
-        "--scenario",
-        CALTECH,
-        "-o",
-        "a.csv",
-    )
-    assert code == 0, err
+    import_caltech(evflex, "a.csv")
     sc = read_scenario(CALTECH, sessions=tmp_path / "a.csv", start="2018-04-25T00:00:00-07:00", days=2)
     S = sc.sessions
     assert S.declared_energy_kwh[0] == 10.5 and np.isnan(S.declared_energy_kwh[1])

@@ -112,16 +112,7 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
     arr, p1, naive1 = parse_timestamps(df["arrival"], source, "arrival")
     dep, p2, naive2 = parse_timestamps(df["departure"], source, "departure")
     probs += p1 + p2
-    for i in np.flatnonzero(dep <= arr):
-        probs.append(
-            problem(
-                source,
-                f"not after arrival {df['arrival'].iloc[i].strip()!r}",
-                line=int(lines[i]),
-                field="departure",
-                value=df["departure"].iloc[i].strip(),
-            )
-        )
+    probs += _not_after_arrival(dep, arr, df, "departure", lines, source)
 
     energy, p = parse_numbers(df["energy_kwh"], source, "energy_kwh")
     probs += p
@@ -165,16 +156,7 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
     v2g = v2g_text.isin(_TRUE).to_numpy()
     decl_dep, p, naive3 = parse_timestamps(opt["declared_departure"], source, "declared_departure", required=False)
     probs += p
-    for i in np.flatnonzero(decl_dep <= arr):
-        probs.append(
-            problem(
-                source,
-                f"not after arrival {df['arrival'].iloc[i].strip()!r}",
-                line=int(lines[i]),
-                field="declared_departure",
-                value=df["declared_departure"].iloc[i].strip(),
-            )
-        )
+    probs += _not_after_arrival(decl_dep, arr, df, "declared_departure", lines, source)
     decl_e, p = parse_numbers(opt["declared_energy_kwh"], source, "declared_energy_kwh", required=False)
     probs += p + _check(decl_e < 0, df, "declared_energy_kwh", "must be >= 0", lines, source)
     probs += _check(
@@ -245,6 +227,20 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         declared_departure_s=decl_dep,
         declared_energy_kwh=decl_e,
     )
+
+
+def _not_after_arrival(times_s, arrival_s, df: pd.DataFrame, col: str, lines, source: str) -> list[Problem]:
+    """One problem per row whose ``col`` time is not after its arrival, both quoted as written."""
+    return [
+        problem(
+            source,
+            f"not after arrival {df['arrival'].iloc[i].strip()!r}",
+            line=int(lines[i]),
+            field=col,
+            value=df[col].iloc[i].strip(),
+        )
+        for i in np.flatnonzero(times_s <= arrival_s)
+    ]
 
 
 def _check(

@@ -139,13 +139,17 @@ class AllocationController:
         self.modes.new_sessions(new)
         self._laxity_at = -np.inf  # a new EV: LLF orders afresh
 
+    def _ev_phases(self, snap: SiteSnapshot) -> np.ndarray:
+        """Phases each EV draws on: told, else learned; 0 while unknown."""
+        return np.where(snap.ev_phases > 0, snap.ev_phases, self.learning.phases)
+
     def _drawn_phases(self, snap: SiteSnapshot, refresh: bool) -> np.ndarray:
         """Conductors each EV is taken to draw on: known, learned, or all of its mode."""
         if refresh or (
             snap.ev_phases is not self._ev_phases_seen and np.count_nonzero(snap.ev_phases != self._ev_phases_seen)
         ):
             self._ev_phases_seen = snap.ev_phases
-            ev_ph = np.where(snap.ev_phases > 0, snap.ev_phases, self.learning.phases)
+            ev_ph = self._ev_phases(snap)
             mode = self.modes.phases
             self._drawn = np.where(ev_ph > 0, np.minimum(ev_ph, mode), mode)
         return self._drawn
@@ -265,7 +269,7 @@ class AllocationController:
                 lower = np.where(self._onoff[cand], 0.0, lower)
             trials = np.repeat(x[None, :], cand.size, axis=0)
             trials[np.arange(cand.size), cand] = lower
-            after = np.array([rows.excess(t).max(initial=-np.inf) for t in trials])
+            after = rows.excess(trials).max(axis=1, initial=-np.inf)
             best = int(np.argmin(after))
             x[cand[best]] = lower[best]
         return np.where(rows.excess(x).max(initial=-np.inf) <= CURRENT_TOL_A, x, 0.0)
@@ -278,7 +282,7 @@ class AllocationController:
         if not cand.any():
             return current
         full = self.topology.charger_phases
-        ev_ph = np.where(snap.ev_phases > 0, snap.ev_phases, self.learning.phases)  # told, else learned
+        ev_ph = self._ev_phases(snap)
         for c in np.flatnonzero(cand):
             trial_drawn = drawn.copy()
             trial_drawn[c] = full[c] if ev_ph[c] <= 0 else min(int(ev_ph[c]), int(full[c]))
@@ -287,8 +291,9 @@ class AllocationController:
             rows = self.rows.system(trial_drawn, snap.base_load_a, snap.row_limit_a, self._unknown(snap))
             trial = current.copy()
             trial[c] = max(float(lb[c]), current[c] * drawn[c] / trial_drawn[c] + BACK_TO_THREE_MARGIN_A)
-            if rows.feasible(trial + BACK_TO_THREE_MARGIN_A * (np.arange(len(trial)) == c)):
-                modes.set(np.arange(len(trial)) == c, int(full[c]), snap.time_s)
+            this = np.arange(len(trial)) == c
+            if rows.feasible(trial + BACK_TO_THREE_MARGIN_A * this):
+                modes.set(this, int(full[c]), snap.time_s)
                 self._drawn = drawn = trial_drawn
                 current = trial
         return current
@@ -365,7 +370,7 @@ class AllocationController:
         """Time until a proportional weight (:func:`_energy_weight`) changes at these
         currents [s]: where the energy left crosses the next half step below."""
         p_kw = x * drawn[act] * self.topology.voltage_v[act] / 1000.0
-        level = np.round(np.log(np.maximum(rem, PROPORTIONAL_FLOOR_KWH)) / np.log(PROPORTIONAL_RATIO))
+        level = _energy_level(rem)
         below = np.exp((level - 0.5) * np.log(PROPORTIONAL_RATIO))
         below = np.where(rem > PROPORTIONAL_FLOOR_KWH, below, -np.inf)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -404,10 +409,14 @@ class AllocationController:
         self._last_on[on] = t
 
 
+def _energy_level(rem_kwh: np.ndarray) -> np.ndarray:
+    """Remaining energy as a whole number of :data:`PROPORTIONAL_RATIO` steps on a log scale."""
+    return np.round(np.log(np.maximum(rem_kwh, PROPORTIONAL_FLOOR_KWH)) / np.log(PROPORTIONAL_RATIO))
+
+
 def _energy_weight(rem_kwh: np.ndarray) -> np.ndarray:
     """Remaining energy rounded to a step of :data:`PROPORTIONAL_RATIO` on a log scale [kWh]."""
-    step = np.log(PROPORTIONAL_RATIO)
-    return np.exp(np.round(np.log(np.maximum(rem_kwh, PROPORTIONAL_FLOOR_KWH)) / step) * step)
+    return np.exp(_energy_level(rem_kwh) * np.log(PROPORTIONAL_RATIO))
 
 
 def make_controller(

@@ -43,7 +43,6 @@ class EvLearning:
         self.phase_unknown = np.zeros(n, dtype=bool)
         self.any_phase_unknown = False
         self.settled_at = np.full(n, -np.inf)  # when the set-point in force has surely taken effect
-        self.steady = np.zeros(n, dtype=bool)  # readings of the last update that were settled
 
     def new_sessions(self, new: np.ndarray, ev_phases: np.ndarray) -> None:
         self.max_a[new] = np.inf
@@ -79,7 +78,6 @@ class EvLearning:
         meas = snap.measured_current_a
         drawn = meas.max(axis=1)
         steady = (setpoint_a > 0) & (read_at >= self.settled_at)
-        self.steady = steady
         if not self.enabled or not np.count_nonzero(steady):
             return False
         limited = steady & (drawn < setpoint_a - self.threshold_a)

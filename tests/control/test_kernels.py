@@ -462,3 +462,28 @@ def test_pair_bounds_bound_the_difference_of_magnitudes(yi, zi, yj, zj, a, ell):
     )[0]
     assert scalar >= top - 1e-9 and vector >= top - 1e-9
     assert vector == pytest.approx(scalar, rel=1e-9, abs=1e-9)
+
+
+def test_weighted_fill_keeps_room_that_others_make_on_a_row_over_its_limit():
+    # three pair rows start above their 0 A unbalance limit; the second connector's rise
+    # lowers them, and the first may then rise as far as they were at the start
+    a = np.sqrt(3.0) / 2.0
+    Z = np.array([[1.0, a - 0.5j], [-0.5 - a * 1j, 0.0], [-0.5 + a * 1j, -a + 0.5j]])
+    pairs = np.array([[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]])
+    rows = RowSystem.build(
+        np.zeros((0, 2)),
+        np.zeros(0),
+        Z=Z,
+        zb=np.array([0.0, -3.5 - 6.06217783j, -0.5 + 0.8660254j]),
+        zlim=np.full(3, 14.0),
+        pairs=pairs,
+        ulim=np.zeros(6),
+    )
+    lo, hi = np.full(2, 6.0), np.full(2, 7.0)
+    x = weighted_fill_rows(rows, lo, hi, np.array([0.5, 3.0]))
+    lim = np.maximum(rows.limits(), rows.values(lo))
+    assert np.all(rows.values(x) <= lim + 1e-6)
+    for c in range(2):  # nobody can rise alone
+        up = x.copy()
+        up[c] += 0.01
+        assert np.any(rows.values(up) > lim + 1e-9) or up[c] > hi[c], c

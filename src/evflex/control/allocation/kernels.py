@@ -786,7 +786,7 @@ def weighted_fill_rows(
 ) -> np.ndarray:
     """Weighted max-min fair share (progressive filling) over general rows: every free
     connector sits at ``clip(L * weight, lo, hi)``, the common level L rises until a row would
-    pass ``max(limit, its value where this rise started)``; there the connectors that push a
+    pass ``max(limit, its value at lo)``; there the connectors that push a
     binding row (its value's derivative in their current is positive, or zero with the row
     curving up: a phasor row, a pair row) freeze, as do those at ``hi``; the others rise on.
 
@@ -1050,6 +1050,7 @@ _FILL_ROUNDS = 50
 
 @_repeat_last
 def _weighted_rows(rows: RowSystem, lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, tol: float) -> np.ndarray:
+    rows = rows.at_least(lo)  # a row over at the start: its bound for every round, not a ratchet
     w = np.maximum(weights, 1e-9)
     A = np.vstack([rows.M, rows.S])
     lim = np.concatenate([rows.cap, rows.scap])

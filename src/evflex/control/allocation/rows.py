@@ -217,6 +217,24 @@ class RowSystem:
             self.ulim,
         )
 
+    def at_least(self, x: np.ndarray) -> RowSystem:
+        """The same rows with each limit raised to its value at currents ``x`` where that is
+        higher: a row already over may not get worse than at ``x``, and keeps any room that
+        others make below that."""
+        v = self.values(x)
+        sl = self.kind_slices()
+        return RowSystem(
+            self.M,
+            np.maximum(self.cap, v[sl["linear"]]),
+            self.S,
+            np.maximum(self.scap, v[sl["signed"]]),
+            self.Z,
+            self.zb,
+            np.maximum(self.zlim, v[sl["phasor"]]),
+            self.pairs,
+            np.maximum(self.ulim, v[sl["pair"]]),
+        )
+
     # ------------------------------------------------------------------ evaluation
     def phasors(self, x: np.ndarray) -> np.ndarray:
         """The phasor rows' currents ``Z @ x + zb`` for currents ``x`` ((k,) or (N, k))."""

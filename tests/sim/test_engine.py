@@ -2,6 +2,7 @@
 strategy, over random sites, phase rotations, vehicle mixes and session sets; energy is
 conserved; runs are deterministic."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from evflex.control.allocation import make_controller
 from evflex.control.interface import Strategy
 from evflex.model import Charger, SessionTable, Site, StepSeries, compile_topology
 from evflex.sim.engine import simulate
@@ -149,6 +151,61 @@ def independent_check(res):
         if b > a:
             e = np.sum(rec.current_a[a:b, c].astype(float) * rec.drawn[a:b, c]) * topo.voltage_v[c] * dt / J_PER_KWH
             assert e == pytest.approx(got[j], rel=1e-4, abs=1e-5)
+
+
+class EveryStep:
+    """The allocation controller, called at every step (its answers are returned as valid
+    for one step only), checking its own claims: an answer said to hold until a time is
+    given again at every step before then, as long as nothing changed but the clock and
+    the energy taken (no arrival, departure, new base load or limit, no reading below the
+    floor, no EV near its end)."""
+
+    def __init__(self, sc, strategy):
+        self.inner = make_controller(compile_topology(sc.site), strategy, sc.controller)
+        self.last = None
+        self.checked = 0
+        self.checked_after_start_or_stop = 0
+
+    def step(self, snap):
+        sp = self.inner.step(snap)
+        last, self.last = self.last, (snap, sp)
+        if last is not None and last[1].valid_until_s > snap.time_s and self._same_circumstances(last, snap):
+            assert np.array_equal(sp.current_a, last[1].current_a), (snap.time_s, sp.current_a, last[1].current_a)
+            assert np.array_equal(sp.phases, last[1].phases)
+            self.checked += 1
+            self.checked_after_start_or_stop += bool(np.any((last[1].current_a > 0) != (self.before_last > 0)))
+        self.before_last = last[1].current_a if last is not None else np.zeros(len(sp.current_a))
+        return replace(sp, valid_until_s=float("-inf"))
+
+    @staticmethod
+    def _same_circumstances(last, snap) -> bool:
+        before, sp = last
+        rem, rem0 = np.nan_to_num(snap.energy_remaining_kwh), np.nan_to_num(before.energy_remaining_kwh)
+        floor = -np.inf if sp.reading_floor_a is None else sp.reading_floor_a
+        return (
+            np.array_equal(snap.plugged, before.plugged)
+            and np.array_equal(snap.base_load_a, before.base_load_a)
+            and np.array_equal(snap.row_limit_a, before.row_limit_a)
+            and not np.any((rem < 1.0) & (rem != rem0))
+            and not np.any(snap.measured_current_a.max(axis=1) < floor - 1e-9)
+        )
+
+
+@given(scenarios(), st.sampled_from(CONTROLLED))
+def test_an_answer_said_to_hold_is_given_again(sc, strategy):
+    """The simulator skips controller calls on the strength of ``valid_until_s``: called at
+    every step instead, the controller must give the same answer until then."""
+    ctrl = EveryStep(sc, strategy)
+    simulate(sc, strategy, controller=ctrl, check=False)
+
+
+def test_the_check_of_held_answers_has_work_to_do():
+    """On a congested day, with EVs started and stopped, many answers are checked, some of
+    them given as an EV started or stopped."""
+    sc = simple_scenario(limit_a=20.0)
+    ctrl = EveryStep(sc, "equal")
+    simulate(sc, "equal", controller=ctrl, check=False)
+    assert ctrl.checked > 20 and ctrl.checked_after_start_or_stop > 0
 
 
 @given(scenarios(), st.sampled_from([*CONTROLLED, "uncontrolled"]))

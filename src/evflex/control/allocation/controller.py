@@ -164,6 +164,7 @@ class AllocationController:
         self._last_on[self._sp > 0] = snap.time_s  # set-points hold until the next call
         self._timers = [self.learning.next_forget]
         self._congested: np.ndarray | None = None
+        self._admission: tuple | None = None
         mode_before = self.modes.phases.copy()
         refresh |= self.learning.update(snap, self._sp, self.modes.full)
         drawn = self._drawn_phases(snap, refresh)
@@ -179,9 +180,10 @@ class AllocationController:
                 current = np.where(wants, np.maximum(offer, lb), 0.0)
             else:
                 current = self._controlled(snap, wants, lb, ub, drawn, remaining)
-        valid = self._valid_until(snap, current)
         self.learning.sent(snap.time_s, self._sp, current, self.modes.phases != mode_before)
+        started_or_stopped = bool(np.count_nonzero((current > 0) != (self._sp > 0)))
         self._remember(snap.time_s, current)
+        valid = self._valid_until(snap, current, started_or_stopped)
         return Setpoints(
             current_a=current, phases=self.modes.phases.copy(), valid_until_s=valid, reading_floor_a=self._floor(snap)
         )
@@ -192,15 +194,18 @@ class AllocationController:
         learns = (self._sp > 0) & np.isnan(snap.ev_max_current_a) & self.learning.enabled
         return np.where(learns, self._sp - self.learning.threshold_a, -np.inf)
 
-    def _valid_until(self, snap: SiteSnapshot, current: np.ndarray) -> float:
-        """Until when this answer holds if nothing changes but the clock and the energy taken
-        (see :class:`~evflex.control.interface.Setpoints`), with the meters then reading the
-        settled currents at or above :meth:`_floor`: not when an EV starts or stops now (its
-        rank changes) or an EV's phases are still to be learned; otherwise until the next
-        timer (locks, starvation, phase-mode dwell, LLF's reordering, a proportional weight's
-        next step, a learned limit's expiry)."""
+    def _valid_until(self, snap: SiteSnapshot, current: np.ndarray, started_or_stopped: bool) -> float:
+        """Until when this answer (already remembered) holds if nothing changes but the clock
+        and the energy taken (see :class:`~evflex.control.interface.Setpoints`), with the
+        meters then reading the settled currents at or above :meth:`_floor`: not while an EV's
+        phases are still to be learned, nor when an EV started or stopped now and the
+        admission in the new ranks (:meth:`_admission_holds`) would differ; otherwise until
+        the next timer (locks, starvation, phase-mode dwell, LLF's reordering, a proportional
+        weight's next step, a learned limit's expiry)."""
         on = current > 0
-        if np.count_nonzero(on != (self._sp > 0)) or np.count_nonzero(on & self.learning.phase_unknown):
+        if np.count_nonzero(on & self.learning.phase_unknown):
+            return float("-inf")
+        if started_or_stopped and not self._admission_holds(snap):
             return float("-inf")
         p, t = self.params, snap.time_s
         timers = list(self._timers)
@@ -216,6 +221,19 @@ class AllocationController:
             timers.extend(starve[~on[act] & (starve > t)].tolist())
         timers = [x for x in timers if x == x]  # NaN: no such timer
         return min(timers) if timers else float("inf")
+
+    def _admission_holds(self, snap: SiteSnapshot) -> bool:
+        """Whether the EVs admitted this step are those admitted again in the ranks their start
+        or stop gives them (a new start locked, a stop waiting): then, in the same
+        circumstances, the next step repeats this answer. Without congestion no rank
+        matters; phase-mode second chances are not re-run, so with phase modes: no."""
+        if self._congested is None:
+            return True
+        if self.modes.any or self._admission is None:
+            return False
+        act, lo, hi, drawn, rem, rows, admitted = self._admission
+        order = self._order(snap, act, self._keys(snap, act, hi, drawn, rem))
+        return bool(np.array_equal(admit_rows(rows, lo, order), admitted))
 
     def _bounds(self, snap: SiteSnapshot, remaining: np.ndarray, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each connector's minimum and most useful current this step [A]."""
@@ -349,6 +367,7 @@ class AllocationController:
         order = self._order(snap, act, key)
         self._congested = act
         admitted = admit_rows(rows, lo, order)
+        self._admission = (act, lo, hi, drawn, rem, rows, admitted)
         if self.modes.any:
             rows, admitted = self._admit_one_phase(snap, rows, lo, order, admitted, act, drawn)
         x = np.zeros(len(act))

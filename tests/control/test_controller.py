@@ -233,6 +233,24 @@ def test_proportional_shares_power_by_remaining_energy():
     assert sp[0] / sp[1] == pytest.approx(25.0 / 15.0, rel=0.13)
 
 
+def test_proportional_weights_hold_for_the_order_period():
+    """Shares follow the remaining energy as of the last refresh: they hold while the energy
+    left moves (no call needed every few minutes) and move at the next refresh."""
+    topo = compile_topology(one_row_site(24.0, 2))
+    ctrl = make_controller(topo, "proportional", ControllerParams(order_period_s=900.0))
+    t0 = 1.7e9
+    told = dict(ev_phases=np.full(2, 3))  # nothing to learn from the meters
+    first = ctrl.step(snapshot(topo, t=t0, energy_remaining_kwh=np.array([25.0, 15.0]), **told))
+    assert first.current_a[0] > first.current_a[1]
+    assert first.valid_until_s == pytest.approx(t0 + 900.0)  # the refresh is the only timer
+    # 10 minutes later EV 0 needs less than EV 1: shares still as at the refresh
+    meters = np.repeat(first.current_a[:, None], 3, axis=1)  # the EVs draw what they are given
+    held = ctrl.step(snapshot(topo, t=t0 + 600.0, energy_remaining_kwh=np.array([8.0, 15.0]), measured=meters, **told))
+    assert np.array_equal(held.current_a, first.current_a)
+    moved = ctrl.step(snapshot(topo, t=t0 + 900.0, energy_remaining_kwh=np.array([8.0, 15.0]), measured=meters, **told))
+    assert moved.current_a[0] < moved.current_a[1]
+
+
 def test_base_load_reduces_capacity_and_pv_increases_it():
     topo = compile_topology(one_row_site(40.0, 4))
     ctrl = make_controller(topo, "equal")

@@ -36,7 +36,8 @@ from evflex.model.topology import Topology
 from evflex.units import CURRENT_TOL_A, ENERGY_TOL_KWH, J_PER_KWH
 
 #: The proportional strategy weighs remaining energy on a logarithmic scale, in steps of this
-#: ratio (10 %): shares move when the energy left has changed by that much, not every minute.
+#: ratio (25 %), refreshed every ``order_period_s``: shares move when the energy left has
+#: changed by that much, not every minute.
 PROPORTIONAL_RATIO = 1.25
 #: Remaining energies below this weigh as this much [kWh].
 PROPORTIONAL_FLOOR_KWH = 1.0
@@ -73,9 +74,10 @@ class ControllerParams:
     default_energy_kwh : float
         Assumed remaining energy when the request is unknown [kWh].
     order_period_s : float
-        LLF recomputes its order (the EVs' laxities) this often, and whenever an EV arrives
-        or leaves; in between the order holds, so two EVs of nearly equal laxity do not swap
-        places every step [s].
+        LLF recomputes its order (the EVs' laxities), and proportional its weights, this
+        often and whenever an EV arrives or leaves; in between they hold, so two EVs of
+        nearly equal laxity do not swap places every step, nor do shares move every few
+        minutes [s].
     phase_switch_dwell_s : float
         A phase-switching charger keeps a mode (one or three phases) at least this long [s].
     max_phase_switches : int
@@ -124,8 +126,8 @@ class AllocationController:
         self._sp = np.zeros(n)
         self.learning.reset()
         self.modes.reset()
-        self._laxity = np.full(n, np.nan)  # LLF's order, as of _laxity_at
-        self._laxity_at = -np.inf
+        self._held = np.full(n, np.nan)  # LLF's laxities or proportional's weights, as of _held_at
+        self._held_at = -np.inf
         self._ev_phases_seen = np.zeros(n, dtype=np.int64)
         self._drawn = self.modes.phases.copy()
 
@@ -137,7 +139,7 @@ class AllocationController:
         self._sp[new] = 0.0
         self.learning.new_sessions(new, snap.ev_phases)
         self.modes.new_sessions(new)
-        self._laxity_at = -np.inf  # a new EV: LLF orders afresh
+        self._held_at = -np.inf  # a new EV: LLF orders, proportional weighs afresh
 
     def _ev_phases(self, snap: SiteSnapshot) -> np.ndarray:
         """Phases each EV draws on: told, else learned; 0 while unknown."""
@@ -200,8 +202,8 @@ class AllocationController:
         meters then reading the settled currents at or above :meth:`_floor`: not while an EV's
         phases are still to be learned, nor when an EV started or stopped now and the
         admission in the new ranks (:meth:`_admission_holds`) would differ; otherwise until
-        the next timer (locks, starvation, phase-mode dwell, LLF's reordering, a proportional
-        weight's next step, a learned limit's expiry)."""
+        the next timer (locks, starvation, phase-mode dwell, LLF's reordering or proportional's
+        reweighing, a learned limit's expiry)."""
         on = current > 0
         if np.count_nonzero(on & self.learning.phase_unknown):
             return float("-inf")
@@ -334,18 +336,34 @@ class AllocationController:
                 departure = np.where(unknown, np.where(np.isnan(arrival), t, arrival) + p.default_stay_s, departure)
             if s is Strategy.EDF:
                 return departure
-            if t - self._laxity_at >= p.order_period_s:
+            if self._refresh_held(t):
                 rate_kw = hi * drawn[act] * (topo.voltage_v[act] / 1000.0)
-                self._laxity[:] = np.nan
-                self._laxity[act] = (departure - t) - rem * 3600.0 / rate_kw
-                self._laxity_at = t
-            self._timers.append(self._laxity_at + p.order_period_s)
-            lax = self._laxity[act]
+                self._held[act] = (departure - t) - rem * 3600.0 / rate_kw
+            lax = self._held[act]
             return np.where(np.isnan(lax), -np.inf, lax)  # wanting again since: first
         # equal, proportional: EVs charging keep their place, longest-running last; then the
         # EVs waiting, who charged least recently first
         on = self._sp[act] > 0
         return np.where(on, -1e12 + (t - self._on_since[act]), self._last_on[act])
+
+    def _refresh_held(self, t: float) -> bool:
+        """Whether LLF's laxities or proportional's weights are due afresh at ``t`` (then
+        forgotten, to be set by the caller); sets the timer of the next refresh."""
+        due = t - self._held_at >= self.params.order_period_s
+        if due:
+            self._held[:] = np.nan
+            self._held_at = t
+        self._timers.append(self._held_at + self.params.order_period_s)
+        return due
+
+    def _weights(self, t: float, act: np.ndarray, rem: np.ndarray) -> np.ndarray:
+        """Proportional's weights of the connectors ``act``: their remaining energy in log
+        steps, as of the last refresh (an EV without one, e.g. wanting again since, weighs
+        as it does now)."""
+        if self._refresh_held(t):
+            self._held[act] = _energy_weight(rem)
+        w = self._held[act]
+        return np.where(np.isnan(w), _energy_weight(rem), w)
 
     def _order(self, snap: SiteSnapshot, act: np.ndarray, key: np.ndarray) -> np.ndarray:
         """Admission order: locked on, then starving, then the strategy's order."""
@@ -378,23 +396,11 @@ class AllocationController:
         if s is Strategy.EDF or s is Strategy.LLF:
             x[idx] = greedy_fill_rows(ra, lo_a, hi_a - lo_a, np.argsort(key[idx], kind="stable"))
         elif s is Strategy.PROPORTIONAL:  # power in proportion to remaining energy
-            x[idx] = weighted_fill_rows(ra, lo_a, hi_a, _energy_weight(rem[idx]) / self._drawn[act][idx])
+            w = self._weights(snap.time_s, act, rem)
+            x[idx] = weighted_fill_rows(ra, lo_a, hi_a, w[idx] / self._drawn[act][idx])
         else:
             x[idx] = weighted_fill_rows(ra, lo_a, hi_a, np.ones(idx.size))
-        if s is Strategy.PROPORTIONAL:
-            self._timers.append(snap.time_s + self._weight_step_s(act, x, drawn, rem))
         return x
-
-    def _weight_step_s(self, act, x, drawn, rem) -> float:
-        """Time until a proportional weight (:func:`_energy_weight`) changes at these
-        currents [s]: where the energy left crosses the next half step below."""
-        p_kw = x * drawn[act] * self.topology.voltage_v[act] / 1000.0
-        level = _energy_level(rem)
-        below = np.exp((level - 0.5) * np.log(PROPORTIONAL_RATIO))
-        below = np.where(rem > PROPORTIONAL_FLOOR_KWH, below, -np.inf)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dt = np.where((p_kw > 0) & np.isfinite(below), (rem - below) * 3600.0 / p_kw, np.inf)
-        return float(np.maximum(dt, 0.0).min(initial=np.inf))
 
     def _admit_one_phase(self, snap, rows: RowSystem, lo, order, admitted, act, drawn):
         """Second chance for EVs left out on several phases whose charger may switch to one:
@@ -428,14 +434,10 @@ class AllocationController:
         self._last_on[on] = t
 
 
-def _energy_level(rem_kwh: np.ndarray) -> np.ndarray:
-    """Remaining energy as a whole number of :data:`PROPORTIONAL_RATIO` steps on a log scale."""
-    return np.round(np.log(np.maximum(rem_kwh, PROPORTIONAL_FLOOR_KWH)) / np.log(PROPORTIONAL_RATIO))
-
-
 def _energy_weight(rem_kwh: np.ndarray) -> np.ndarray:
     """Remaining energy rounded to a step of :data:`PROPORTIONAL_RATIO` on a log scale [kWh]."""
-    return np.exp(_energy_level(rem_kwh) * np.log(PROPORTIONAL_RATIO))
+    level = np.round(np.log(np.maximum(rem_kwh, PROPORTIONAL_FLOOR_KWH)) / np.log(PROPORTIONAL_RATIO))
+    return np.exp(level * np.log(PROPORTIONAL_RATIO))
 
 
 def make_controller(

@@ -157,7 +157,7 @@ class EveryStep:
     """The allocation controller, called at every step (its answers are returned as valid
     for one step only), checking its own claims: an answer said to hold until a time is
     given again at every step before then, as long as nothing changed but the clock and
-    the energy taken (no arrival, departure, new base load or limit, no reading below the
+    the energy taken (no arrival, departure, new EV, new base load or limit, no reading below the
     floor, no EV near its end)."""
 
     def __init__(self, sc, strategy):
@@ -177,16 +177,19 @@ class EveryStep:
         self.before_last = last[1].current_a if last is not None else np.zeros(len(sp.current_a))
         return replace(sp, valid_until_s=float("-inf"))
 
-    @staticmethod
-    def _same_circumstances(last, snap) -> bool:
+    def _same_circumstances(self, last, snap) -> bool:
         before, sp = last
+        topo = self.inner.topology
+        # the most a connector takes in a step: near its end, the simulator calls again
+        step_kwh = topo.max_current_a * topo.charger_phases * topo.voltage_v * snap.period_s / J_PER_KWH
         rem, rem0 = np.nan_to_num(snap.energy_remaining_kwh), np.nan_to_num(before.energy_remaining_kwh)
         floor = -np.inf if sp.reading_floor_a is None else sp.reading_floor_a
         return (
             np.array_equal(snap.plugged, before.plugged)
+            and np.array_equal(snap.session_key, before.session_key)
             and np.array_equal(snap.base_load_a, before.base_load_a)
             and np.array_equal(snap.row_limit_a, before.row_limit_a)
-            and not np.any((rem < 1.0) & (rem != rem0))
+            and not np.any((rem < 2.0 * step_kwh) & (rem != rem0))
             and not np.any(snap.measured_current_a.max(axis=1) < floor - 1e-9)
         )
 

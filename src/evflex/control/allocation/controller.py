@@ -41,6 +41,9 @@ from evflex.units import CURRENT_TOL_A, ENERGY_TOL_KWH, J_PER_KWH
 PROPORTIONAL_RATIO = 1.25
 #: Remaining energies below this weigh as this much [kWh].
 PROPORTIONAL_FLOOR_KWH = 1.0
+#: Lock ends and starts of starvation looked ahead at: if the admission would not change at
+#: any of them, the answer is valid beyond them.
+LOOK_AHEAD = 3
 #: Headroom needed on every row before a one-phase connector goes back to three phases [A].
 BACK_TO_THREE_MARGIN_A = 1.0
 
@@ -182,10 +185,12 @@ class AllocationController:
                 current = np.where(wants, np.maximum(offer, lb), 0.0)
             else:
                 current = self._controlled(snap, wants, lb, ub, drawn, remaining)
-        self.learning.sent(snap.time_s, self._sp, current, self.modes.phases != mode_before)
+        switched = self.modes.phases != mode_before
+        self.learning.sent(snap.time_s, self._sp, current, switched)
         started_or_stopped = bool(np.count_nonzero((current > 0) != (self._sp > 0)))
         self._remember(snap.time_s, current)
-        valid = self._valid_until(snap, current, started_or_stopped)
+        # a phase switch now: the next step shares on the new phases
+        valid = float("-inf") if switched.any() else self._valid_until(snap, current, started_or_stopped)
         return Setpoints(
             current_a=current, phases=self.modes.phases.copy(), valid_until_s=valid, reading_floor_a=self._floor(snap)
         )
@@ -202,40 +207,53 @@ class AllocationController:
         meters then reading the settled currents at or above :meth:`_floor`: not while an EV's
         phases are still to be learned, nor when an EV started or stopped now and the
         admission in the new ranks (:meth:`_admission_holds`) would differ; otherwise until
-        the next timer (locks, starvation, phase-mode dwell, LLF's reordering or proportional's
-        reweighing, a learned limit's expiry)."""
+        the next timer (phase-mode dwell, LLF's reordering or proportional's reweighing, a
+        learned limit's expiry) or the first lock's end or start of starvation that changes
+        the admission (a few are looked ahead at)."""
         on = current > 0
         if np.count_nonzero(on & self.learning.phase_unknown):
             return float("-inf")
-        if started_or_stopped and not self._admission_holds(snap):
+        t = snap.time_s
+        if started_or_stopped and not self._admission_holds(t, rekey=snap):
             return float("-inf")
-        p, t = self.params, snap.time_s
         timers = list(self._timers)
         if self.modes.any:
             waiting_mode = self.modes.switchable & (self.modes.switches < self.modes.max_switches)
             due = self.modes.since[waiting_mode] + self.modes.dwell_s
             timers.extend(due[due > t].tolist())
-        if self._congested is not None:
-            act = self._congested
-            locked = self._on_since[act] + p.min_on_s
-            timers.extend(locked[on[act] & (locked > t)].tolist())
-            starve = self._last_on[act] + p.starvation_s
-            timers.extend(starve[~on[act] & (starve > t)].tolist())
-        timers = [x for x in timers if x == x]  # NaN: no such timer
-        return min(timers) if timers else float("inf")
+        hard = min((x for x in timers if x == x), default=float("inf"))  # NaN: no such timer
+        for at in self._rank_timers(on, t, hard)[:LOOK_AHEAD]:
+            if self.modes.any or not self._admission_holds(at):
+                return at
+        return min([hard, *self._rank_timers(on, t, hard)[LOOK_AHEAD : LOOK_AHEAD + 1]])
 
-    def _admission_holds(self, snap: SiteSnapshot) -> bool:
-        """Whether the EVs admitted this step are those admitted again in the ranks their start
-        or stop gives them (a new start locked, a stop waiting): then, in the same
-        circumstances, the next step repeats this answer. Without congestion no rank
-        matters; phase-mode second chances are not re-run, so with phase modes: no."""
+    def _rank_timers(self, on: np.ndarray, t: float, before: float) -> list[float]:
+        """When, after ``t`` and before ``before``, a congested EV's rank changes: a lock
+        ends (``min_on_s`` after its start), a waiting EV starts to starve; in time order."""
+        if self._congested is None:
+            return []
+        p, act = self.params, self._congested
+        locked = self._on_since[act] + p.min_on_s
+        starve = self._last_on[act] + p.starvation_s
+        at = np.concatenate([locked[on[act]], starve[~on[act]]])
+        return sorted(set(at[(at > t) & (at < before)].tolist()))
+
+    def _admission_holds(self, at_s: float, rekey: SiteSnapshot | None = None) -> bool:
+        """Whether the EVs admitted this step are those admitted again in the ranks they have
+        at ``at_s`` (a start is locked, a stop waits, a lock ends, a wait turns to
+        starvation): then, in the same circumstances, the answer is the same. ``rekey``:
+        the strategy's order is taken afresh from this snapshot (it changes with starts and
+        stops). Without congestion no rank matters; phase-mode second chances are not
+        re-run, so with phase modes: no."""
         if self._congested is None:
             return True
         if self.modes.any or self._admission is None:
             return False
-        act, lo, hi, drawn, rem, rows, admitted = self._admission
-        order = self._order(snap, act, self._keys(snap, act, hi, drawn, rem))
-        return bool(np.array_equal(admit_rows(rows, lo, order), admitted))
+        act, lo, hi, drawn, rem, rows, key, admitted = self._admission
+        if rekey is not None:
+            key = self._keys(rekey, act, hi, drawn, rem)
+            self._admission = (act, lo, hi, drawn, rem, rows, key, admitted)
+        return bool(np.array_equal(admit_rows(rows, lo, self._order(at_s, act, key)), admitted))
 
     def _bounds(self, snap: SiteSnapshot, remaining: np.ndarray, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each connector's minimum and most useful current this step [A]."""
@@ -365,10 +383,9 @@ class AllocationController:
         w = self._held[act]
         return np.where(np.isnan(w), _energy_weight(rem), w)
 
-    def _order(self, snap: SiteSnapshot, act: np.ndarray, key: np.ndarray) -> np.ndarray:
-        """Admission order: locked on, then starving, then the strategy's order."""
+    def _order(self, t: float, act: np.ndarray, key: np.ndarray) -> np.ndarray:
+        """Admission order at ``t``: locked on, then starving, then the strategy's order."""
         p = self.params
-        t = snap.time_s
         on = self._sp[act] > 0
         locked = on & ((t - self._on_since[act]) < p.min_on_s)
         waiting = t - self._last_on[act]
@@ -382,10 +399,10 @@ class AllocationController:
         rem = remaining[act]
         rem = np.where(np.isnan(rem), self.params.default_energy_kwh, rem)
         key = self._keys(snap, act, hi, drawn, rem)
-        order = self._order(snap, act, key)
+        order = self._order(snap.time_s, act, key)
         self._congested = act
         admitted = admit_rows(rows, lo, order)
-        self._admission = (act, lo, hi, drawn, rem, rows, admitted)
+        self._admission = (act, lo, hi, drawn, rem, rows, key, admitted)
         if self.modes.any:
             rows, admitted = self._admit_one_phase(snap, rows, lo, order, admitted, act, drawn)
         x = np.zeros(len(act))

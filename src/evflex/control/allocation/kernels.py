@@ -349,7 +349,8 @@ def _quad_exit_v(y: np.ndarray, z: np.ndarray, bound: np.ndarray, t_max: np.ndar
     with np.errstate(divide="ignore", invalid="ignore"):
         root = np.where(b <= 0.0, (sq - b) / (2.0 * a), -2.0 * c / (b + sq))
     root = np.where(a > 0.0, root, np.inf)
-    return np.minimum(np.maximum(np.nan_to_num(root, nan=0.0, posinf=np.inf), 0.0), t_max)
+    root[np.isnan(root)] = 0.0
+    return np.minimum(np.maximum(root, 0.0), t_max)
 
 
 def _pair_bound(zi: complex, yj: complex, zj: complex, a: float, b: float, fa: float, fb: float, ja: float, jb: float):
@@ -869,9 +870,10 @@ def _segment_slopes(C: np.ndarray, s0: np.ndarray, col: np.ndarray, ds: np.ndarr
     return out[:, :-1] if starts.size else out
 
 
-def _rise(rows, A, lim, free, x, w, lo, hi, level, tol):
+def _rise(rows, A, absZ, lim, free, x, w, lo, hi, level, tol):
     """One rise of the level from ``level`` (free connectors at ``clip(level * w, lo, hi)``
-    in ``x``): where the first row passes its bound, or None when none does."""
+    in ``x``; ``absZ`` the magnitudes of ``rows.Z``): where the first row passes its bound,
+    or None when none does."""
     wf, lof, hif = w[free], lo[free], hi[free]
     up = hif - x[free]
     Af = A[:, free]
@@ -882,7 +884,7 @@ def _rise(rows, A, lim, free, x, w, lo, hi, level, tol):
     Zf = Z[:, free]
     y0 = Z @ x + rows.zb
     m0 = np.abs(y0)
-    reach = np.abs(Zf) @ up
+    reach = absZ[:, free] @ up
     pb = np.maximum(rows.zlim, m0)
     chk = reach > pb - m0
     pairs = rows.pairs
@@ -1028,17 +1030,19 @@ def _pushers(rows, A, free, x, rise: _Rise, fallback: bool = True) -> np.ndarray
         az = np.abs(z)
         d = np.where(away[:, None], (np.conj(unit)[:, None] * z).real, az)  # d|y| / dx
         curv = np.where(away[:, None], (az * az - d * d) / safe[:, None], 0.0)
-        at = {r: q for q, r in enumerate(rows_ph.tolist())}
-        for r in rise.ph.tolist():
-            q = at[r]
-            push |= (az[q] > 0) & (d[q] > -_PUSH_EPS * az[q])
-            loads |= az[q] > 0
-        for u in rise.pair.tolist():
-            i, j = at[int(rows.pairs[u, 0])], at[int(rows.pairs[u, 1])]
+        if rise.ph.size:
+            q = np.searchsorted(rows_ph, rise.ph)
+            azq, dq = az[q], d[q]
+            push |= ((azq > 0) & (dq > -_PUSH_EPS * azq)).any(axis=0)
+            loads |= (azq > 0).any(axis=0)
+        if rise.pair.size:
+            i = np.searchsorted(rows_ph, rows.pairs[rise.pair, 0])
+            j = np.searchsorted(rows_ph, rows.pairs[rise.pair, 1])
             dd, scale = d[i] - d[j], az[i] + az[j]
             cc = curv[i] - curv[j]
-            push |= (scale > 0) & ((dd > _PUSH_EPS * scale) | ((dd >= -_PUSH_EPS * scale) & (cc > _PUSH_EPS * 1e-3)))
-            loads |= scale > 0
+            up = (dd > _PUSH_EPS * scale) | ((dd >= -_PUSH_EPS * scale) & (cc > _PUSH_EPS * 1e-3))
+            push |= ((scale > 0) & up).any(axis=0)
+            loads |= (scale > 0).any(axis=0)
     return push if push.any() or not fallback else loads
 
 
@@ -1055,8 +1059,9 @@ def _weighted_rows(rows: RowSystem, lo: np.ndarray, hi: np.ndarray, weights: np.
     A = np.vstack([rows.M, rows.S])
     lim = np.concatenate([rows.cap, rows.scap])
     x = np.array(lo, dtype=np.float64)
+    absZ = np.abs(rows.Z)  # once: each rise takes its free columns
     for k in range(_FILL_ROUNDS):
-        nxt = _progressive(rows, A, lim, x, hi, w, tol, k > 0)
+        nxt = _progressive(rows, A, absZ, lim, x, hi, w, tol, k > 0)
         gained = float(np.max(nxt - x, initial=0.0))
         x = nxt
         if gained <= tol:
@@ -1064,7 +1069,7 @@ def _weighted_rows(rows: RowSystem, lo: np.ndarray, hi: np.ndarray, weights: np.
     return _guard(rows, lo, x, tol)
 
 
-def _progressive(rows, A, lim, lo, hi, w, tol, prefreeze: bool) -> np.ndarray:
+def _progressive(rows, A, absZ, lim, lo, hi, w, tol, prefreeze: bool) -> np.ndarray:
     """One progressive filling from ``lo``. With ``prefreeze``, the connectors pushing a row
     already at its bound at ``lo`` are frozen from the start (a later round's shortcut)."""
     x = np.array(lo, dtype=np.float64)
@@ -1081,7 +1086,7 @@ def _progressive(rows, A, lim, lo, hi, w, tol, prefreeze: bool) -> np.ndarray:
         return x
     level = float(np.min(lo[free] / w[free]))
     while free.size:
-        rise_or_none = _rise(rows, A, lim, free, x, w, lo, hi, level, tol)
+        rise_or_none = _rise(rows, A, absZ, lim, free, x, w, lo, hi, level, tol)
         if rise_or_none is None:
             x[free] = hi[free]
             break

@@ -165,6 +165,7 @@ class EveryStep:
         self.last = None
         self.checked = 0
         self.checked_after_start_or_stop = 0
+        self.before_last = None  # the answer before the last one
 
     def step(self, snap):
         sp = self.inner.step(snap)
@@ -173,8 +174,9 @@ class EveryStep:
             assert np.array_equal(sp.current_a, last[1].current_a), (snap.time_s, sp.current_a, last[1].current_a)
             assert np.array_equal(sp.phases, last[1].phases)
             self.checked += 1
-            self.checked_after_start_or_stop += bool(np.any((last[1].current_a > 0) != (self.before_last > 0)))
-        self.before_last = last[1].current_a if last is not None else np.zeros(len(sp.current_a))
+            if self.before_last is not None:
+                self.checked_after_start_or_stop += bool(np.any((last[1].current_a > 0) != (self.before_last > 0)))
+        self.before_last = None if last is None else last[1].current_a
         return replace(sp, valid_until_s=float("-inf"))
 
     def _same_circumstances(self, last, snap) -> bool:

@@ -168,8 +168,7 @@ class AllocationController:
             self._new_sessions(snap, new)
         self._last_on[self._sp > 0] = snap.time_s  # set-points hold until the next call
         self._timers = [self.learning.next_forget]
-        self._congested: np.ndarray | None = None
-        self._admission: tuple | None = None
+        self._admission: tuple | None = None  # set when congested (see _allocate)
         mode_before = self.modes.phases.copy()
         refresh |= self.learning.update(snap, self._sp, self.modes.full)
         drawn = self._drawn_phases(snap, refresh)
@@ -189,8 +188,7 @@ class AllocationController:
         self.learning.sent(snap.time_s, self._sp, current, switched)
         started_or_stopped = bool(np.count_nonzero((current > 0) != (self._sp > 0)))
         self._remember(snap.time_s, current)
-        # a phase switch now: the next step shares on the new phases
-        valid = float("-inf") if switched.any() else self._valid_until(snap, current, started_or_stopped)
+        valid = self._valid_until(snap, current, started_or_stopped, bool(switched.any()))
         return Setpoints(
             current_a=current, phases=self.modes.phases.copy(), valid_until_s=valid, reading_floor_a=self._floor(snap)
         )
@@ -201,17 +199,18 @@ class AllocationController:
         learns = (self._sp > 0) & np.isnan(snap.ev_max_current_a) & self.learning.enabled
         return np.where(learns, self._sp - self.learning.threshold_a, -np.inf)
 
-    def _valid_until(self, snap: SiteSnapshot, current: np.ndarray, started_or_stopped: bool) -> float:
+    def _valid_until(self, snap: SiteSnapshot, current: np.ndarray, started_or_stopped: bool, switched: bool) -> float:
         """Until when this answer (already remembered) holds if nothing changes but the clock
         and the energy taken (see :class:`~evflex.control.interface.Setpoints`), with the
         meters then reading the settled currents at or above :meth:`_floor`: not while an EV's
-        phases are still to be learned, nor when an EV started or stopped now and the
+        phases are still to be learned, nor after a phase switch (the next step shares on the
+        new phases), nor when an EV started or stopped now and the
         admission in the new ranks (:meth:`_admission_holds`) would differ; otherwise until
         the next timer (phase-mode dwell, LLF's reordering or proportional's reweighing, a
         learned limit's expiry) or the first lock's end or start of starvation that changes
         the admission (a few are looked ahead at)."""
         on = current > 0
-        if np.count_nonzero(on & self.learning.phase_unknown):
+        if switched or np.count_nonzero(on & self.learning.phase_unknown):
             return float("-inf")
         t = snap.time_s
         if started_or_stopped and not self._admission_holds(t, rekey=snap):
@@ -222,17 +221,18 @@ class AllocationController:
             due = self.modes.since[waiting_mode] + self.modes.dwell_s
             timers.extend(due[due > t].tolist())
         hard = min((x for x in timers if x == x), default=float("inf"))  # NaN: no such timer
-        for at in self._rank_timers(on, t, hard)[:LOOK_AHEAD]:
-            if self.modes.any or not self._admission_holds(at):
+        ranks = self._rank_timers(on, t, hard)
+        for at in ranks[:LOOK_AHEAD]:
+            if not self._admission_holds(at):
                 return at
-        return min([hard, *self._rank_timers(on, t, hard)[LOOK_AHEAD : LOOK_AHEAD + 1]])
+        return min([hard, *ranks[LOOK_AHEAD : LOOK_AHEAD + 1]])
 
     def _rank_timers(self, on: np.ndarray, t: float, before: float) -> list[float]:
         """When, after ``t`` and before ``before``, a congested EV's rank changes: a lock
         ends (``min_on_s`` after its start), a waiting EV starts to starve; in time order."""
-        if self._congested is None:
+        if self._admission is None:
             return []
-        p, act = self.params, self._congested
+        p, act = self.params, self._admission[0]
         locked = self._on_since[act] + p.min_on_s
         starve = self._last_on[act] + p.starvation_s
         at = np.concatenate([locked[on[act]], starve[~on[act]]])
@@ -245,9 +245,9 @@ class AllocationController:
         the strategy's order is taken afresh from this snapshot (it changes with starts and
         stops). Without congestion no rank matters; phase-mode second chances are not
         re-run, so with phase modes: no."""
-        if self._congested is None:
+        if self._admission is None:
             return True
-        if self.modes.any or self._admission is None:
+        if self.modes.any:
             return False
         act, lo, hi, drawn, rem, rows, key, admitted = self._admission
         if rekey is not None:
@@ -400,7 +400,6 @@ class AllocationController:
         rem = np.where(np.isnan(rem), self.params.default_energy_kwh, rem)
         key = self._keys(snap, act, hi, drawn, rem)
         order = self._order(snap.time_s, act, key)
-        self._congested = act
         admitted = admit_rows(rows, lo, order)
         self._admission = (act, lo, hi, drawn, rem, rows, key, admitted)
         if self.modes.any:

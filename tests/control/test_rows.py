@@ -125,6 +125,20 @@ def test_excess_is_batched_over_leading_axes(p):
     assert rows.feasible(X) == all(rows.feasible(X[n]) for n in range(3))
 
 
+@given(systems, st.data())
+def test_excess_with_one_connector_lowered_is_the_excess_of_the_lowered_currents(p, data):
+    rows, lo, extra, _ = p
+    x = lo + extra
+    cols = np.array(data.draw(st.lists(st.integers(0, rows.k - 1), max_size=6)), dtype=np.int64)
+    by = x[cols] * np.array(data.draw(st.lists(st.floats(0.0, 1.0), min_size=cols.size, max_size=cols.size)))
+    ex = rows.excess_lowered(x, cols, by)
+    assert ex.shape == (cols.size, rows.n_rows)
+    for j, (c, d) in enumerate(zip(cols.tolist(), by.tolist())):
+        trial = x.copy()
+        trial[c] -= d
+        assert np.allclose(ex[j], rows.excess(trial))
+
+
 def test_key_changes_with_any_array():
     rows = RowSystem.build(np.ones((1, 2)), [5.0], Z=np.ones((1, 2)), zlim=[3.0])
     same = RowSystem.build(np.ones((1, 2)), [5.0], Z=np.ones((1, 2)), zlim=[3.0])

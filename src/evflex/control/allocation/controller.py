@@ -305,9 +305,7 @@ class AllocationController:
             lower = np.where(x[cand] - res[cand] >= lb[cand] - CURRENT_TOL_A, x[cand] - res[cand], 0.0)
             if self._any_onoff:
                 lower = np.where(self._onoff[cand], 0.0, lower)
-            trials = np.repeat(x[None, :], cand.size, axis=0)
-            trials[np.arange(cand.size), cand] = lower
-            after = rows.excess(trials).max(axis=1, initial=-np.inf)
+            after = rows.excess_lowered(x, cand, x[cand] - lower).max(axis=1, initial=-np.inf)
             best = int(np.argmin(after))
             x[cand[best]] = lower[best]
         return np.where(rows.excess(x).max(initial=-np.inf) <= CURRENT_TOL_A, x, 0.0)

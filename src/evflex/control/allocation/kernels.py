@@ -519,7 +519,7 @@ def _lines(rows: RowSystem, x0: np.ndarray, cand: np.ndarray, give: np.ndarray, 
     for A, lim, is_m in ((rows.M, rows.cap, True), (rows.S, rows.scap, False)):
         if not A.shape[0]:
             continue
-        Ac = A.take(cand, axis=1)
+        Ac = A[:, cand]
         v0 = A @ x0
         rise = (Ac if is_m else np.maximum(Ac, 0.0)) @ give
         room = lim - v0 if tol is None else lim + tol - v0
@@ -553,7 +553,7 @@ def _lines(rows: RowSystem, x0: np.ndarray, cand: np.ndarray, give: np.ndarray, 
 
     mp = rows.Z.shape[0]
     if mp:
-        Zc = rows.Z.take(cand, axis=1)
+        Zc = rows.Z[:, cand]
         y0 = rows.Z @ x0 + rows.zb
         m0 = np.abs(y0)
         reach = np.abs(Zc) @ give
@@ -626,10 +626,24 @@ def _admit_rows(rows: RowSystem, need_a: np.ndarray, order: np.ndarray, tol: flo
         return admitted
     need = need_a.take(order)
     L = _lines(rows, np.zeros(rows.k), order, need, tol)
+    out = _admit_steps(L, need, tol)
+    admitted[order[np.array(out, dtype=bool)]] = True
+    return admitted
+
+
+def _admit_steps(L: _Lines, need: np.ndarray, tol: float) -> list:
+    """The sequential admission over prepared rows: whether each candidate, in turn, fits.
+
+    Each tracked phasor row's magnitude is kept up to date, and a candidate's new magnitudes
+    are computed once per row it loads: its pair rows then take differences of those."""
     v, lim, lp, lr, la = L.v, L.lim, L.lp, L.lr, L.la
-    y, zlim, check, pp, pr, pz = L.y, L.zlim, L.check, L.pp, L.pr, L.pz
-    pi, pj, ulim, qp, qu, qzi, qzj = L.pi, L.pj, L.ulim, L.qp, L.qu, L.qzi, L.qzj
-    out = [False] * len(order)
+    y, check, pp, pr = L.y, L.check, L.pp, L.pr
+    pi, pj, qp, qu = L.pi, L.pj, L.qp, L.qu
+    dz = (np.asarray(L.pz, dtype=np.complex128) * np.repeat(need, np.diff(L.pp))).tolist()
+    zt = [z + tol for z in L.zlim]
+    ut = [u + tol for u in L.ulim]
+    mag = [abs(t) for t in y]
+    out = [False] * len(need)
     for c, nd in enumerate(need.tolist()):
         ok = True
         for q in range(lp[c], lp[c + 1]):
@@ -639,34 +653,39 @@ def _admit_rows(rows: RowSystem, need_a: np.ndarray, order: np.ndarray, tol: flo
                 if v[r] + a * nd > lim[r] + tol:
                     ok = False
                     break
-        if ok and pp[c] < pp[c + 1]:
-            for q in range(pp[c], pp[c + 1]):
+        if not ok:
+            continue
+        a, b = pp[c], pp[c + 1]
+        if a < b:
+            old = []  # the magnitudes replaced so far, restored if the candidate is refused
+            for q in range(a, b):
                 r = pr[q]
-                if check[r]:
-                    after = abs(y[r] + nd * pz[q])
-                    if after > zlim[r] + tol:
-                        before = abs(y[r])
-                        if before <= zlim[r] + tol or after > before + _SLACK_A:
-                            ok = False
-                            break
+                after = abs(y[r] + dz[q])
+                if check[r] and after > zt[r] and (mag[r] <= zt[r] or after > mag[r] + _SLACK_A):
+                    ok = False
+                    break
+                old.append(mag[r])
+                mag[r] = after
             if ok:
                 for q in range(qp[c], qp[c + 1]):
                     u = qu[q]
-                    yi, yj = y[pi[u]], y[pj[u]]
-                    after = abs(yi + nd * qzi[q]) - abs(yj + nd * qzj[q])
-                    if after > ulim[u] + tol:
-                        before = abs(yi) - abs(yj)
-                        if before <= ulim[u] + tol or after > before + _SLACK_A:
+                    i, j = pi[u], pj[u]
+                    after = mag[i] - mag[j]
+                    if after > ut[u]:
+                        before = abs(y[i]) - abs(y[j])
+                        if before <= ut[u] or after > before + _SLACK_A:
                             ok = False
                             break
-        if ok:
-            out[c] = True
-            for q in range(lp[c], lp[c + 1]):
-                v[lr[q]] += la[q] * nd
-            for q in range(pp[c], pp[c + 1]):
-                y[pr[q]] += pz[q] * nd
-    admitted[order[np.array(out, dtype=bool)]] = True
-    return admitted
+            if not ok:
+                for q, m in zip(range(a, b), old):
+                    mag[pr[q]] = m
+                continue
+            for q in range(a, b):
+                y[pr[q]] += dz[q]
+        out[c] = True
+        for q in range(lp[c], lp[c + 1]):
+            v[lr[q]] += la[q] * nd
+    return out
 
 
 # ---------------------------------------------------------------------- greedy fill

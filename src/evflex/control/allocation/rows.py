@@ -258,6 +258,18 @@ class RowSystem:
         :meth:`kind_slices`): positive where a row is over [A]."""
         return self.values(x) - self.limits()
 
+    def excess_lowered(self, x: np.ndarray, cols: np.ndarray, by_a: np.ndarray) -> np.ndarray:
+        """:meth:`excess` at currents ``x`` (k,) with one connector lowered, for each trial j
+        connector ``cols[j]`` by ``by_a[j]``: one row of the (len(cols), n_rows) result per
+        trial. Costs a row evaluation per trial column, not a whole system per trial."""
+        x = np.asarray(x, dtype=np.float64)
+        d = np.asarray(by_a, dtype=np.float64)[:, None]
+        lin = (self.M @ x - self.cap)[None, :] - d * self.M.T[cols]
+        sgn = (self.S @ x - self.scap)[None, :] - d * self.S.T[cols]
+        mag = np.abs(self.phasors(x)[None, :] - d * self.Z.T[cols])
+        diff = mag[:, self.pairs[:, 0]] - mag[:, self.pairs[:, 1]] - self.ulim
+        return np.concatenate([lin, sgn, mag - self.zlim, diff], axis=1)
+
     def feasible(self, x: np.ndarray, tol: float = CURRENT_TOL_A) -> bool:
         """Every row within its limit (up to ``tol``) for currents ``x`` ((k,) or (N, k))."""
         if self.linear_only:

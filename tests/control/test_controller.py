@@ -361,3 +361,34 @@ def test_phase_switches_are_capped_per_session_and_each_mode_dwells():
         at = np.flatnonzero(changes[:, c])
         assert np.all(np.diff(at) * 300 >= 900)  # each mode held at least the dwell time
     assert changes.any()  # it did switch when that helped
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 6.0, 16.0]),
+            st.one_of(st.just(float("nan")), st.floats(0.0, 4000.0)),
+            st.one_of(st.just(float("nan")), st.floats(0.0, 4000.0)),
+            st.one_of(st.just(-float("inf")), st.floats(-1e4, 1e4), st.sampled_from([5.0, 7.0])),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_the_plain_python_admission_order_is_the_vectorised_one(evs):
+    import evflex.control.allocation.controller as C
+
+    n = len(evs)
+    ctrl = make_controller(compile_topology(one_row_site(63.0, n)), "edf")
+    sp, since, last, key = (np.array(col, dtype=np.float64) for col in zip(*evs))
+    ctrl._sp, ctrl._on_since, ctrl._last_on = sp, since, last
+    act = np.arange(n)
+    saved = C.SMALL_ORDER
+    try:
+        C.SMALL_ORDER = 0
+        vectorised = ctrl._order(4000.0, act, key)
+        C.SMALL_ORDER = 10**9
+        plain = ctrl._order(4000.0, act, key)
+    finally:
+        C.SMALL_ORDER = saved
+    assert np.array_equal(plain, vectorised)

@@ -50,6 +50,22 @@ def test_admit_fits_and_is_greedy(p):
         assert np.any((M[:, c] > 0) & (trial > cap + TOL))
 
 
+@given(problems())
+def test_admit_plain_loop_and_vectorised_passes_agree(p):
+    import evflex.control.allocation.kernels as K
+
+    M, lo, _, cap, order = p
+    saved = K.SMALL_PROBLEM
+    try:
+        K.SMALL_PROBLEM = 0
+        passes = K.admit.__wrapped__(M, lo, cap, order)
+        K.SMALL_PROBLEM = 10**9
+        loop = K.admit.__wrapped__(M, lo, cap, order)
+    finally:
+        K.SMALL_PROBLEM = saved
+    assert np.array_equal(passes, loop)
+
+
 def admitted(p):
     """The admitted part of a problem: (M, lo, hi, cap, fill order) over the admitted
     connectors, or None when nobody was admitted."""

@@ -43,6 +43,8 @@ PROPORTIONAL_RATIO = 1.25
 PROPORTIONAL_FLOOR_KWH = 1.0
 #: Lock ends and starts of starvation looked ahead at: if the admission would not change at
 #: any of them, the answer is valid beyond them.
+#: Up to this many connectors, the admission order is sorted in plain Python.
+SMALL_ORDER = 64
 LOOK_AHEAD = 3
 #: Headroom needed on every row before a one-phase connector goes back to three phases [A].
 BACK_TO_THREE_MARGIN_A = 1.0
@@ -384,6 +386,10 @@ class AllocationController:
     def _order(self, t: float, act: np.ndarray, key: np.ndarray) -> np.ndarray:
         """Admission order at ``t``: locked on, then starving, then the strategy's order."""
         p = self.params
+        if act.size <= SMALL_ORDER and not np.isnan(key).any():
+            return _order_small(
+                t, self._sp[act].tolist(), self._on_since[act].tolist(), self._last_on[act].tolist(), key.tolist(), p
+            )
         on = self._sp[act] > 0
         locked = on & ((t - self._on_since[act]) < p.min_on_s)
         waiting = t - self._last_on[act]
@@ -446,6 +452,19 @@ class AllocationController:
             self._on_since[~on] = np.nan
         self._sp = current
         self._last_on[on] = t
+
+
+def _order_small(t: float, sp: list, on_since: list, last_on: list, key: list, p: ControllerParams) -> np.ndarray:
+    """:meth:`AllocationController._order` in plain Python (a stable sort by rank, then the
+    strategy's key or the time waited): faster for a few connectors; ``key`` without NaN."""
+    keys = []
+    for s_a, since, last, k in zip(sp, on_since, last_on, key):
+        if s_a > 0:
+            keys.append((0, k) if t - since < p.min_on_s else (2, k))
+        else:
+            waiting = t - last
+            keys.append((1, -waiting) if waiting >= p.starvation_s else (2, k))
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
 
 
 def _energy_weight(rem_kwh: np.ndarray) -> np.ndarray:

@@ -66,6 +66,8 @@ def admit(
     cand = np.asarray(order, dtype=np.int64)
     if not cand.size:
         return admitted
+    if cand.size * M.shape[0] <= SMALL_PROBLEM:
+        return _admit_sequential(M, need_a, residual, cand, tol)
     Mc = M.take(cand, axis=1)
     load = Mc * need_a.take(cand)
     # rows that hold everyone's minimum play no part
@@ -93,6 +95,29 @@ def admit(
         admitted[cand[:j]] = True
         residual = residual - load[:, :j].sum(axis=1)
         cand, load = cand[j + 1 :], load[:, j + 1 :]
+    return admitted
+
+
+def _admit_sequential(M: np.ndarray, need_a: np.ndarray, cap_a: np.ndarray, order: np.ndarray, tol: float):
+    """The admission one connector at a time, in plain Python: fastest for small problems."""
+    cols = M.T.tolist()
+    used = [0.0] * len(cap_a)
+    lim = (cap_a + tol).tolist()
+    need = need_a.tolist()
+    rows = range(len(lim))
+    out = []
+    for c in order.tolist():
+        col, nd = cols[c], need[c]
+        for r in rows:
+            a = col[r]
+            if a > 0.0 and used[r] + a * nd > lim[r]:
+                break
+        else:
+            out.append(c)
+            for r in rows:
+                used[r] += col[r] * nd
+    admitted = np.zeros(len(need_a), dtype=bool)
+    admitted[out] = True
     return admitted
 
 

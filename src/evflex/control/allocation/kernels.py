@@ -32,13 +32,22 @@ def _arg_key(a):
     return a
 
 
-def _repeat_last(kernel):
+def _size(a) -> int:
+    """The size of a kernel's problem, from its first argument (a matrix or a row system)."""
+    return a.k * a.n_rows if isinstance(a, RowSystem) else a.size
+
+
+def _repeat_last(kernel, afresh_up_to: int = 0):
     """Remember a pure kernel's last call: a site in a steady state asks the same question
-    step after step (same EVs, same limits), and the answer is then the same array."""
+    step after step (same EVs, same limits), and the answer is then the same array.
+    Problems of at most ``afresh_up_to`` (see :func:`_size`) are solved afresh: for a cheap
+    kernel, faster than making and comparing the key."""
     last: list = [None, None]
 
     @functools.wraps(kernel)
     def wrapper(*args, **kwargs):
+        if _size(args[0]) <= afresh_up_to:
+            return kernel(*args, **kwargs)
         key = tuple(_arg_key(a) for a in args) + tuple(sorted(kwargs.items()))
         if key != last[0]:
             last[0], last[1] = key, kernel(*args, **kwargs)
@@ -47,7 +56,7 @@ def _repeat_last(kernel):
     return wrapper
 
 
-@_repeat_last
+@functools.partial(_repeat_last, afresh_up_to=SMALL_PROBLEM)
 def admit(
     M: np.ndarray, need_a: np.ndarray, cap_a: np.ndarray, order: np.ndarray, tol: float = CURRENT_TOL_A
 ) -> np.ndarray:
@@ -121,7 +130,7 @@ def _admit_sequential(M: np.ndarray, need_a: np.ndarray, cap_a: np.ndarray, orde
     return admitted
 
 
-@_repeat_last
+@functools.partial(_repeat_last, afresh_up_to=SMALL_PROBLEM)
 def greedy_fill(
     M: np.ndarray,
     start_a: np.ndarray,

@@ -55,13 +55,19 @@ class EvLearning:
 
     def sent(self, t_s: float, old_a: np.ndarray, new_a: np.ndarray, switched: np.ndarray) -> None:
         """Set-points ``new_a`` replace ``old_a`` at ``t_s`` (``switched``: a phase switch)."""
-        changed = (new_a != old_a) | switched
+        changed = new_a != old_a
+        any_switched = bool(np.count_nonzero(switched))
+        if any_switched:
+            changed |= switched
         if not np.count_nonzero(changed):
             return
-        down = changed & (new_a < old_a)
+        down = new_a < old_a
         wait = float(self.settle_s[down].max()) if np.count_nonzero(down) else 0.0
-        up = changed & (new_a > old_a)
-        at = t_s + self.settle_s + np.where(up, wait, 0.0) + np.where(switched, self.topology.phase_switch_s, 0.0)
+        at = t_s + self.settle_s
+        if wait:  # rises wait for the decreases to take effect first
+            at = at + np.where(new_a > old_a, wait, 0.0)
+        if any_switched:
+            at = at + np.where(switched, self.topology.phase_switch_s, 0.0)
         self.settled_at = np.where(changed, np.maximum(self.settled_at, at), self.settled_at)
 
     def update(self, snap: SiteSnapshot, setpoint_a: np.ndarray, full_mode: np.ndarray) -> bool:

@@ -273,6 +273,8 @@ class RowSystem:
     def feasible(self, x: np.ndarray, tol: float = CURRENT_TOL_A) -> bool:
         """Every row within its limit (up to ``tol``) for currents ``x`` ((k,) or (N, k))."""
         if self.linear_only:
+            if isinstance(x, np.ndarray) and x.ndim == 1:
+                return not np.count_nonzero(self.M @ x > self.cap + tol)
             return bool(np.all(np.asarray(x, dtype=np.float64) @ self.M.T <= self.cap + tol))
         return bool(np.all(self.excess(x) <= tol))
 

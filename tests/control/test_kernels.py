@@ -187,7 +187,7 @@ def test_greedy_fill_many_feeders_matches_reference():  # large: the vectorised 
 
 
 @given(problems(), st.booleans())
-def test_weighted_fill_direct_and_cumulative_levels_agree(p, proportional):
+def test_weighted_fill_plain_direct_and_cumulative_levels_agree(p, proportional):
     import evflex.control.allocation.kernels as K
 
     if (a := admitted(p)) is None:
@@ -198,11 +198,14 @@ def test_weighted_fill_direct_and_cumulative_levels_agree(p, proportional):
     try:
         K.SMALL_PROBLEM = 0
         cumulative = K.weighted_fill.__wrapped__(Ma, lo_a, hi_a, cap, w)
-        K.SMALL_PROBLEM = 10**9
+        K.SMALL_PROBLEM = 2 * Ma.size - 1  # the arrays, with the direct level
         direct = K.weighted_fill.__wrapped__(Ma, lo_a, hi_a, cap, w)
+        K.SMALL_PROBLEM = 10**9  # plain Python
+        plain = K.weighted_fill.__wrapped__(Ma, lo_a, hi_a, cap, w)
     finally:
         K.SMALL_PROBLEM = saved
     assert np.allclose(direct, cumulative, atol=1e-6)
+    assert np.allclose(plain, cumulative, atol=1e-6)
 
 
 # ====================================================================== general rows

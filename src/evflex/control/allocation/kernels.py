@@ -313,6 +313,8 @@ def weighted_fill(
     ``weights`` all 1 gives an equal current to everyone (equal share); weights in
     proportion to remaining energy give a proportional share. Requires ``M @ lo_a <= cap_a``.
     """
+    if M.size <= SMALL_PROBLEM // 2:
+        return _weighted_sequential(M, lo_a, hi_a, cap_a, weights, tol)
     x = np.array(lo_a, dtype=np.float64)
     w = np.maximum(np.asarray(weights, dtype=np.float64), 1e-9)
     free = np.flatnonzero(hi_a > lo_a + tol)
@@ -335,6 +337,71 @@ def weighted_fill(
         room -= Mf[:, frozen] @ val[frozen]
         free = free[~frozen]
     return x
+
+
+def _weighted_sequential(M: np.ndarray, lo_a, hi_a, cap_a, weights, tol: float) -> np.ndarray:
+    """:func:`weighted_fill` in plain Python, fastest for small problems: each rise of the
+    level sweeps the free connectors' breakpoints in order, every row's load and slope
+    carried along (:func:`_sweep_level`)."""
+    Ml = M.tolist()
+    lo, hi = np.asarray(lo_a, dtype=np.float64).tolist(), np.asarray(hi_a, dtype=np.float64).tolist()
+    w = np.maximum(np.asarray(weights, dtype=np.float64), 1e-9).tolist()
+    x = lo[:]
+    free = [c for c in range(len(lo)) if hi[c] > lo[c] + tol]
+    fixed = set(range(len(lo))) - set(free)
+    room = [cap - sum(row[c] * x[c] for c in fixed) for row, cap in zip(Ml, np.asarray(cap_a).tolist())]
+    while free:
+        rows = [
+            r
+            for r, row in enumerate(Ml)
+            if any(row[c] > 0.0 for c in free) and sum(row[c] * hi[c] for c in free) > room[r] + tol
+        ]
+        level, binding = _sweep_level([Ml[r] for r in rows], [room[r] for r in rows], free, w, lo, hi, tol)
+        if level == math.inf:
+            for c in free:
+                x[c] = hi[c]
+            break
+        bind = [Ml[rows[i]] for i in binding]
+        val = {c: min(max(level * w[c], lo[c]), hi[c]) for c in free}
+        frozen = [c for c in free if val[c] >= hi[c] - tol or any(row[c] > 0.0 for row in bind)]
+        if not frozen:  # numerical corner: nothing binds, settle here
+            for c in free:
+                x[c] = val[c]
+            break
+        for c in frozen:
+            x[c] = val[c]
+            for r, row in enumerate(Ml):
+                room[r] -= row[c] * val[c]
+        done = set(frozen)
+        free = [c for c in free if c not in done]
+    return np.array(x, dtype=np.float64)
+
+
+def _sweep_level(rows: list, room: list, free: list, w: list, lo: list, hi: list, tol: float) -> tuple[float, list]:
+    """:func:`_max_level` over rows as lists: the largest level L at which every row's load
+    ``sum(row[c] * clip(L * w[c], lo[c], hi[c]) for c in free)`` stays within its room, and
+    the indices of the rows that bind there (``inf`` and none when all reach ``hi``)."""
+    ev = sorted([(lo[c] / w[c], 1.0, c) for c in free] + [(hi[c] / w[c], -1.0, c) for c in free])
+    b0 = ev[0][0]
+    g = [sum(row[c] * min(max(b0 * w[c], lo[c]), hi[c]) for c in free) for row in rows]
+    if any(gr > rm + tol for gr, rm in zip(g, room)):  # over already at the lower bounds: stay there
+        return b0, [i for i, (gr, rm) in enumerate(zip(g, room)) if gr > rm - tol]
+    slope = [0.0] * len(rows)
+    at = b0
+    for b, sign, c in ev:
+        if b > at:
+            nxt = [gr + s * (b - at) for gr, s in zip(g, slope)]
+            if any(gr > rm + tol for gr, rm in zip(nxt, room)):
+                level_r = [at + (rm - gr) / s if s > tol else math.inf for gr, s, rm in zip(g, slope, room)]
+                level = min(max(min(level_r), at), b)
+                top = level + max(tol, 1e-12 * abs(level))
+                return level, [i for i, lv in enumerate(level_r) if lv <= top]
+            g, at = nxt, b
+        wc = sign * w[c]
+        for i, row in enumerate(rows):
+            if row[c]:
+                slope[i] += row[c] * wc
+    return math.inf, []
 
 
 # ====================================================================== general rows

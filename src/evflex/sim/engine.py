@@ -12,6 +12,7 @@ long they hold). Row loads, KPIs and checks are computed afterwards in bulk.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from evflex.control.interface import Controller, Setpoints, SiteSnapshot, Strate
 from evflex.errors import SimulationWarning, ValidationError, problem
 from evflex.model.topology import Topology, compile_topology
 from evflex.sim import sensing
-from evflex.sim.physics import ChargerBank, taper_limit_a
+from evflex.sim.physics import TAPER_MARGIN, ChargerBank, taper_limit_a
 from evflex.sim.plugs import Plugs
 from evflex.sim.results import RunRecord, SimulationResult
 from evflex.sim.scenario import Scenario
@@ -37,6 +38,8 @@ ProgressFn = Callable[[int, int], None]
 MAX_RECORDED_VALUES = 150_000_000
 #: Longest steady stretch computed at once [steps] (bounds its memory).
 MAX_STRETCH = 4096
+#: Answers of the EVs' response to a pilot kept at most (while nothing else changes).
+MAX_KEPT_TARGETS = 64
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -214,8 +217,13 @@ class _Loop:
         self.any_onoff = bool(self.onoff.any())
         self.kwh_per_a = topo.voltage_v * (dt / J_PER_KWH)  # per conductor, per step
         self.drawn_prev = np.zeros(n, dtype=np.int64)
+        self.no_steps = np.zeros((0, n))  # a steady stretch of no steps
+        self.row_limit: tuple[float, np.ndarray] | None = None  # the rows' limits for a connection limit
         self.inc_key: bytes | None = None
         self.inc = np.zeros((n, N_PHASES))
+        # each connector's row of the incidence for 0 .. 3 conductors drawn (rows are independent)
+        self.inc_rows = np.stack([topo.incidence(np.full(n, d)) for d in range(N_PHASES + 1)], axis=1)
+        self.targets: tuple[bytes, dict[tuple[str, bytes], np.ndarray]] = (b"", {})  # see _target_of
         self.fixed: tuple[np.ndarray, ...] = ()
         self.events = True
         self.history: list[tuple[np.ndarray, np.ndarray]] = []  # readings at past step boundaries
@@ -223,6 +231,8 @@ class _Loop:
 
     # ------------------------------------------------------------------ events
     def _plug_events(self, k: int) -> None:
+        if k < self.plugs.next_event_step():
+            return
         changed = self.plugs.advance(k)
         if np.count_nonzero(changed):
             self.bank.clear(changed)
@@ -248,15 +258,13 @@ class _Loop:
         cur, inc = self.history[-1 - self.seen.delay_steps]
         return inc * cur[:, None]
 
-    def _snapshot(self, k: int) -> SiteSnapshot:
+    def _snapshot(self, k: int, busy: np.ndarray) -> SiteSnapshot:
         p = self.plugs
         if self.events:  # what changes only with arrivals and departures: fresh read-only copies
             self.fixed = tuple(
                 _frozen(a) for a in (p.plugged, p.sess, p.arrival, p.departure, p.ev_known_max, p.ev_known_ph)
             )
             self.events = False
-        row_limit = self.topo.row_limit_a.copy()
-        row_limit[self.topo.connection_rows] = self.seen.limit_a[k]
         t = float(self.rec.times_s[k])
         return SiteSnapshot(
             time_s=t,
@@ -265,24 +273,47 @@ class _Loop:
             session_key=self.fixed[1],
             arrival_s=self.fixed[2],
             departure_s=self.fixed[3],
-            energy_remaining_kwh=p.energy_seen_kwh(),
+            energy_remaining_kwh=p.energy_seen_kwh(busy),
             ev_max_current_a=self.fixed[4],
             ev_phases=self.fixed[5],
             measured_current_a=self._reading(),
             base_load_a=self.seen.base_a[k].copy(),
-            row_limit_a=row_limit,
+            row_limit_a=self._row_limit(float(self.seen.limit_a[k])),
             measured_at_s=t - self.seen.delay_steps * self.dt,
         )
 
+    def _row_limit(self, connection_a: float) -> np.ndarray:
+        """Each row's limit when the connection's is ``connection_a`` [A] (a fresh copy of the
+        one kept while it holds)."""
+        if self.row_limit is None or self.row_limit[0] != connection_a:
+            row_limit = self.topo.row_limit_a.copy()
+            row_limit[self.topo.connection_rows] = connection_a
+            self.row_limit = (connection_a, row_limit)
+        return self.row_limit[1].copy()
+
     # ------------------------------------------------------------------ physics
     def _target_of(self, busy: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        """What each EV draws under a pilot: its own limit, the battery taper, the offset."""
+        """What each EV draws under a pilot: its own limit, the battery taper, the offset.
+        Each pilot's answer is worked out once (a read-only array) and kept while the limits,
+        offsets and busy connectors stay the same."""
         p = self.plugs
-        cap = taper_limit_a(p.soc, p.evmax, self.taper_soc) if p.has_battery else p.evmax
+        cap = p.evmax
+        if p.has_battery and not float(np.where(busy, p.soc, -np.inf).max()) < self.taper_soc - TAPER_MARGIN:
+            cap = taper_limit_a(p.soc, p.evmax, self.taper_soc)  # (below the taper the limit is the EV's own)
         min_a, offset = self.min_a, p.ev_offset
+        state = cap.tobytes() + busy.tobytes() + offset.tobytes()
+        if state != self.targets[0] or len(self.targets[1]) > MAX_KEPT_TARGETS:
+            self.targets = (state, {})
+        known = self.targets[1]
 
         def target_of(pilot_a: np.ndarray) -> np.ndarray:
-            return np.where(busy & (pilot_a >= min_a), np.maximum(np.minimum(pilot_a, cap) - offset, 0.0), 0.0)
+            key = (pilot_a.dtype.str, pilot_a.tobytes())
+            tgt = known.get(key)
+            if tgt is None:
+                tgt = np.where(busy & (pilot_a >= min_a), np.maximum(np.minimum(pilot_a, cap) - offset, 0.0), 0.0)
+                tgt.flags.writeable = False
+                known[key] = tgt
+            return tgt
 
         return target_of
 
@@ -292,11 +323,11 @@ class _Loop:
         busy = self.plugs.busy()
         if not np.count_nonzero(busy):
             return self._idle(k)
-        sp = self.ctrl.step(self._snapshot(k))
+        sp = self.ctrl.step(self._snapshot(k, busy))
         end, drawn, target = self._physics(k, sp, busy)
-        skip, cur = self._steady_steps(k, sp, busy, end, drawn, target)
+        skip, cur, energy = self._steady_steps(k, sp, busy, end, drawn, target)
         if skip:
-            self._fast_forward(k + 1, np.asarray(sp.current_a, dtype=np.float64), cur, drawn)
+            self._fast_forward(k + 1, np.asarray(sp.current_a, dtype=np.float64), cur, energy, drawn)
         return k + 1 + skip
 
     def _physics(self, k: int, sp: Setpoints, busy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -307,15 +338,17 @@ class _Loop:
         drawn = np.minimum(p.ph, sp.phases) * p.plugged
         key = drawn.tobytes()
         if key != self.inc_key:
-            self.inc_key, self.inc = key, topo.incidence(drawn)
-        switched = (drawn != self.drawn_prev) & (self.drawn_prev > 0) & (drawn > 0)
+            self.inc_key, self.inc = key, self._incidence(drawn)
+        switched = None  # the same conductors as before: no phase switch
+        if key != self.drawn_prev.tobytes():
+            switched = (drawn != self.drawn_prev) & (self.drawn_prev > 0) & (drawn > 0)
         pilot = np.where(self.onoff & (sp_a > 0), topo.max_current_a, sp_a) if self.any_onoff else sp_a
         target_of = self._target_of(busy)
         t0 = float(self.rec.times_s[k])
         bank.command(t0, pilot, switched, target_of)
         avg, end = bank.advance(t0, self.dt, target_of)
         frac = p.deliver(avg * drawn * self.kwh_per_a, busy, t0, self.dt)
-        if np.ndim(frac) and np.count_nonzero(frac < 1.0):  # the need was met inside the step: the EV stops
+        if isinstance(frac, np.ndarray) and np.count_nonzero(frac < 1.0):  # the need met inside the step: the EV stops
             avg = avg * frac
             end = np.where(frac < 1.0, 0.0, end)
             bank.current_a = end
@@ -323,6 +356,10 @@ class _Loop:
         self._remember_reading(end)
         self.rec.store(k, sp_a, avg, end, drawn, called=True)
         return end, drawn, target_of(bank.pilot_a)
+
+    def _incidence(self, drawn: np.ndarray) -> np.ndarray:
+        """(n, 3) the grid phases each connector's current flows on (:meth:`Topology.incidence`)."""
+        return self.inc_rows[np.arange(self.topo.n), np.clip(drawn, 0, N_PHASES)]
 
     def _remember_reading(self, end: np.ndarray) -> None:
         if self.seen.delay_steps:
@@ -332,54 +369,47 @@ class _Loop:
     # ------------------------------------------------------------------ steady stretches
     def _steady_steps(
         self, k: int, sp: Setpoints, busy: np.ndarray, end: np.ndarray, drawn: np.ndarray, target: np.ndarray
-    ) -> tuple[int, np.ndarray]:
+    ) -> tuple[int, np.ndarray, np.ndarray]:
         """The steps after ``k`` that are certain to run under the same set-points: chargers
         settled, the controller's answer valid, nothing arriving, leaving, finishing or
         changing in what the controller sees, no reading below the controller's floor.
-        Returns their number (0 when none) and each one's currents (count, n) [A]."""
-        none = (0, end[None, :0])
+        Returns their number (0 when none), each one's currents (count, n) [A] and the
+        energy each EV takes in each (count, n) [kWh]."""
+        none = (0, self.no_steps, self.no_steps)
         N = len(self.rec.times_s)
         t_next = float(self.rec.times_s[k]) + self.dt
         if sp.valid_until_s <= t_next or k + 2 >= N or self.bank.queued or self.seen.delay_steps:
             return none
-        if np.any(np.abs(end - target) > 1e-9):
-            return none
         p = self.plugs
         horizon = min(N, int(self.next_seen_change[k]), p.next_event_step()) - (k + 1)
-        if np.isfinite(sp.valid_until_s):
+        if math.isfinite(sp.valid_until_s):
             horizon = min(horizon, int((sp.valid_until_s - t_next) // self.dt) + 1)
         horizon = min(horizon, MAX_STRETCH)
-        if horizon < 2:
+        if horizon < 2 or np.abs(end - target).max() > 1e-9:
             return none
+        kwh = drawn * self.kwh_per_a
         drawing = busy & (end > 0)
-        cur = np.zeros((horizon, self.topo.n))
-        if np.count_nonzero(drawing):
-            cur[:, drawing] = tapering_currents(
-                p.soc[drawing],
-                p.battery[drawing],
-                p.eff[drawing],
-                p.evmax[drawing],
-                self.bank.pilot_a[drawing],
-                p.ev_offset[drawing],
-                (drawn * self.kwh_per_a)[drawing],
-                self.taper_soc,
-                horizon,
-            )
-        if sp.reading_floor_a is None:
-            moved = np.any(np.abs(cur - end) > 1e-9, axis=1)
+        if np.count_nonzero(drawing):  # the others under no pilot: they draw 0
+            pilot = np.where(drawing, self.bank.pilot_a, 0.0)
+            cur = tapering_currents(p.soc, p.battery, p.eff, p.evmax, pilot, p.ev_offset, kwh, self.taper_soc, horizon)
         else:
-            moved = np.any(cur < sp.reading_floor_a - 1e-9, axis=1)
-        e = cur * (drawn * self.kwh_per_a)
-        left = p.remaining - np.cumsum(e, axis=0)
-        approach = np.any(busy & (left < 2.0 * e), axis=1)  # the controller sees the last approach
-        stop = moved | approach
-        count = int(np.argmax(stop)) if stop.any() else horizon
-        return (count, cur[:count]) if count >= 2 else none
+            cur = np.zeros((horizon, self.topo.n))
+        if sp.reading_floor_a is None:
+            moved = np.logical_or.reduce(np.abs(cur - end) > 1e-9, axis=1)
+        else:
+            moved = np.logical_or.reduce(cur < sp.reading_floor_a - 1e-9, axis=1)
+        e = cur * kwh
+        left = p.remaining - np.add.accumulate(e, axis=0)
+        stop = moved | np.logical_or.reduce(busy & (left < 2.0 * e), axis=1)  # the controller sees the last approach
+        count = int(stop.argmax())
+        if not stop[count]:
+            count = horizon
+        return (count, cur[:count], e[:count]) if count >= 2 else none
 
-    def _fast_forward(self, k0: int, sp_a: np.ndarray, cur: np.ndarray, drawn: np.ndarray) -> None:
-        """Steps ``k0 ..`` run under the last set-points with currents ``cur``: record them and
-        book their energy."""
-        e = (cur * (drawn * self.kwh_per_a)).sum(axis=0)
+    def _fast_forward(self, k0: int, sp_a: np.ndarray, cur: np.ndarray, energy: np.ndarray, drawn: np.ndarray) -> None:
+        """Steps ``k0 ..`` run under the last set-points with currents ``cur`` and energy
+        ``energy`` (count, n) [kWh]: record them and book their energy."""
+        e = energy.sum(axis=0)
         p = self.plugs
         p.remaining -= e
         p.seen_left = np.maximum(p.seen_left - e, 0.0)

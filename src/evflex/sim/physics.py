@@ -31,6 +31,9 @@ import numpy as np
 SETTLED_A = 1e-6
 #: Set-points a connector holds waiting to take effect; a further one replaces the last.
 QUEUE = 4
+#: A state of charge this far below ``taper_soc`` is below the taper whatever the rounding
+#: (far more than it): the battery takes the full current.
+TAPER_MARGIN = 1e-9
 
 
 def ramp_toward(
@@ -85,40 +88,73 @@ class ChargerBank:
         return not self.queued and bool(np.all(np.abs(self.current_a - target_a) <= SETTLED_A))
 
     def command(
-        self, t0_s: float, setpoint_a: np.ndarray, switched: np.ndarray, target_of: Callable[[np.ndarray], np.ndarray]
+        self,
+        t0_s: float,
+        setpoint_a: np.ndarray,
+        switched: np.ndarray | None,
+        target_of: Callable[[np.ndarray], np.ndarray],
     ) -> None:
-        """Send new set-points at ``t0_s``; ``switched`` connectors change their number of phases."""
-        changed = (setpoint_a != self.sent_a) | switched
+        """Send new set-points at ``t0_s``; ``switched`` connectors change their number of
+        phases (None: none does)."""
+        changed = setpoint_a != self.sent_a
+        if switched is not None and not np.count_nonzero(switched):
+            switched = None
+        if switched is not None:
+            changed |= switched
         if not np.count_nonzero(changed):
             return
-        if np.count_nonzero(switched):  # the contactor opens now; the new set-point follows the pause
+        if switched is not None:  # the contactor opens now; the new set-point follows the pause
             self.current_a[switched] = 0.0
             self.pilot_a[switched] = 0.0
             self.queue_t[switched] = np.inf
             self.count[switched] = 0
             self.last_t[switched] = -np.inf
-        eff = t0_s + np.where(switched, np.maximum(self.delay_s, self.switch_s), self.delay_s)
-        new_tgt = target_of(setpoint_a)
-        now_tgt = target_of(self.pilot_a)
+            self.queued = bool(np.count_nonzero(self.count))
+            eff = t0_s + np.where(switched, np.maximum(self.delay_s, self.switch_s), self.delay_s)
+        else:
+            eff = t0_s + self.delay_s
+        eff = np.maximum(self._held_rises(t0_s, eff, setpoint_a, changed, target_of), self.last_t)
+        if self.queued:  # in order: never before a set-point sent earlier; a full queue replaces its last
+            c = np.flatnonzero(changed)
+            slot = np.minimum(self.count[c], QUEUE - 1)
+            self.queue_t[c, slot] = eff[c]
+            self.queue_a[c, slot] = setpoint_a[c]
+            self.count[c] = slot + 1
+        else:  # every queue empty: the new set-points go first in line
+            np.copyto(self.queue_t[:, 0], eff, where=changed)
+            np.copyto(self.queue_a[:, 0], setpoint_a, where=changed)
+            np.copyto(self.count, 1, where=changed)
+        np.copyto(self.last_t, eff, where=changed)
+        np.copyto(self.sent_a, setpoint_a, where=changed)
+        self.queued = True
+
+    def _held_rises(
+        self,
+        t0_s: float,
+        eff: np.ndarray,
+        setpoint_a: np.ndarray,
+        changed: np.ndarray,
+        target_of: Callable[[np.ndarray], np.ndarray],
+    ) -> np.ndarray:
+        """Decreases first: when each changed set-point takes effect, a rise held until every
+        connector on its way down (a lower set-point now, or still ramping down from an
+        earlier one) has settled [POSIX s]."""
+        new_tgt, now_tgt = target_of(setpoint_a), target_of(self.pilot_a)
         i = self.current_a
-        down = changed & (new_tgt < i - SETTLED_A)
-        ramping_down = ~changed & (now_tgt < i - SETTLED_A) & (self.count == 0)
+        below = i - SETTLED_A
+        down = changed & (new_tgt < below)
+        ramping_down = (now_tgt < below) & ~changed
+        if self.queued:
+            ramping_down &= self.count == 0
         hold = -np.inf
         if np.count_nonzero(down):
             hold = float(np.max((eff + (i - new_tgt) / self.ramp)[down]))
         if np.count_nonzero(ramping_down):
             hold = max(hold, float(np.max((t0_s + (i - now_tgt) / self.ramp)[ramping_down])))
+        if hold == -np.inf:  # nothing on its way down: no rise waits
+            return eff
         up = changed & (new_tgt > i + SETTLED_A)
-        eff = np.where(up, np.maximum(eff, hold), eff)
-        eff = np.maximum(eff, self.last_t)  # in order: never before a set-point sent earlier
-        c = np.flatnonzero(changed)
-        slot = np.minimum(self.count[c], QUEUE - 1)  # full: replace the last
-        self.queue_t[c, slot] = eff[c]
-        self.queue_a[c, slot] = setpoint_a[c]
-        self.count[c] = slot + 1
-        self.last_t[c] = eff[c]
-        self.sent_a = np.where(changed, setpoint_a, self.sent_a)
-        self.queued = True
+        return np.where(up, np.maximum(eff, hold), eff)
 
     def advance(
         self, t0_s: float, period_s: float, target_of: Callable[[np.ndarray], np.ndarray]
@@ -130,6 +166,18 @@ class ChargerBank:
             area, end = ramp_toward(self.current_a, target_of(self.pilot_a), self.ramp, period_s)
             self.current_a = end
             return area / period_s, end
+        if self.queue_t[:, 1].min() == np.inf:  # at most one set-point waits on each connector
+            due = self.queue_t[:, 0] < end_s
+            if np.count_nonzero(due):
+                return self._advance_one(t0_s, period_s, due, target_of)
+        return self._advance_queue(t0_s, period_s, target_of)
+
+    def _advance_queue(
+        self, t0_s: float, period_s: float, target_of: Callable[[np.ndarray], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`advance` with set-points waiting: a segment up to each one that takes effect
+        within the step, then the rest of the step."""
+        end_s = t0_s + period_s
         area = np.zeros_like(self.current_a)
         cur, t = self.current_a, np.full(len(self.current_a), t0_s)
         due = self.queue_t < end_s
@@ -157,6 +205,23 @@ class ChargerBank:
             self.count -= gone
             self.queued = bool(np.count_nonzero(self.count))
         return area / period_s, cur
+
+    def _advance_one(
+        self, t0_s: float, period_s: float, due: np.ndarray, target_of: Callable[[np.ndarray], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`advance` when at most one set-point waits on each connector and those of
+        ``due`` take effect within the step: the same two segments, the queue emptied there."""
+        end_s = t0_s + period_s
+        when = self.queue_t[:, 0]
+        seg_end = np.where(due, np.maximum(when, t0_s), end_s)
+        a1, cur = ramp_toward(self.current_a, target_of(self.pilot_a), self.ramp, seg_end - t0_s)
+        self.pilot_a = np.where(due, self.queue_a[:, 0], self.pilot_a)
+        a2, cur = ramp_toward(cur, target_of(self.pilot_a), self.ramp, end_s - seg_end)
+        self.current_a = cur
+        np.copyto(when, np.inf, where=due)
+        self.count -= due
+        self.queued = bool(np.count_nonzero(self.count))
+        return (0.0 + a1 + a2) / period_s, cur  # summed in the order of the general case
 
 
 def taper_limit_a(soc: np.ndarray, max_a: np.ndarray, taper_soc: float) -> np.ndarray:

@@ -20,6 +20,9 @@ from evflex.model.sessions import SessionTable
 from evflex.model.topology import Topology
 from evflex.units import ENERGY_TOL_KWH
 
+#: The step of an event when none is left (beyond any run).
+NO_EVENT = 1 << 62
+
 
 class Plugs:
     """The sessions of a run on the step grid, and the state of every connector's EV."""
@@ -73,6 +76,8 @@ class Plugs:
         self.a_order = np.argsort(self.arr_step, kind="stable")
         self.d_order = np.argsort(self.dep_step, kind="stable")
         self.ia = self.idp = 0
+        self._next_arrival = self._next_departure = 0  # steps of the next ones (NO_EVENT: none left)
+        self._next_events()
         # per connector: the EV plugged in now
         self.sess = np.full(n, -1, dtype=np.int64)
         self.plugged = np.zeros(n, dtype=bool)
@@ -89,6 +94,7 @@ class Plugs:
         self.ev_known_max = np.full(n, np.nan)
         self.ev_known_ph = np.zeros(n, dtype=np.int64)
         self.has_battery = False
+        self.idle_seen_kwh = np.full(n, np.nan)  # what the controller sees asked for where no EV takes energy
 
     def advance(self, k: int) -> np.ndarray:
         """Apply the departures and arrivals at step ``k``: the connectors whose EV changed."""
@@ -116,30 +122,37 @@ class Plugs:
             self.arrival[c], self.departure[c] = S.arrival_s[j], self.seen_departure[j]
             self.ev_known_max[c], self.ev_known_ph[c] = self.known_max[j], self.known_ph[j]
             changed[c] = True
+        self._next_events()
+        self.idle_seen_kwh = np.where(self.plugged, 0.0, np.nan)
         return changed
+
+    def _next_events(self) -> None:
+        ns = len(self.S)
+        self._next_arrival = int(self.arr_step[self.a_order[self.ia]]) if self.ia < ns else NO_EVENT
+        self._next_departure = int(self.dep_step[self.d_order[self.idp]]) if self.idp < ns else NO_EVENT
 
     def busy(self) -> np.ndarray:
         """Connectors whose EV still takes energy."""
         return self.plugged & (self.remaining > ENERGY_TOL_KWH)
 
     def next_event_step(self) -> int:
-        """The next step with an arrival or a departure (a large number when none is left)."""
-        a = int(self.arr_step[self.a_order[self.ia]]) if self.ia < len(self.S) else 1 << 62
-        d = int(self.dep_step[self.d_order[self.idp]]) if self.idp < len(self.S) else 1 << 62
-        return min(a, d)
+        """The next step with an arrival or a departure (:data:`NO_EVENT` when none is left)."""
+        return min(self._next_arrival, self._next_departure)
 
     def next_arrival_step(self) -> int | None:
-        return int(self.arr_step[self.a_order[self.ia]]) if self.ia < len(self.S) else None
+        return self._next_arrival if self._next_arrival < NO_EVENT else None
 
-    def energy_seen_kwh(self) -> np.ndarray:
-        """Energy still asked for as the controller sees it (NaN where nothing is plugged)."""
-        return np.where(self.plugged, np.where(self.remaining > ENERGY_TOL_KWH, self.seen_left, 0.0), np.nan)
+    def energy_seen_kwh(self, busy: np.ndarray) -> np.ndarray:
+        """Energy still asked for as the controller sees it (NaN where nothing is plugged);
+        ``busy`` is :meth:`busy` now."""
+        return np.where(busy, self.seen_left, self.idle_seen_kwh)
 
-    def deliver(self, energy_kwh: np.ndarray, busy: np.ndarray, t0_s: float, period_s: float) -> np.ndarray:
+    def deliver(self, energy_kwh: np.ndarray, busy: np.ndarray, t0_s: float, period_s: float) -> np.ndarray | float:
         """Book the energy taken in a step; returns the fraction of the step each EV charged
-        (below 1 where its need was met inside the step)."""
+        (below 1 where its need was met inside the step; the number 1.0 when every EV charged
+        the whole step)."""
         e = energy_kwh
-        frac = np.ones_like(e)
+        frac: np.ndarray | float = 1.0
         over = e > self.remaining
         if np.count_nonzero(over):
             frac = np.where(over, self.remaining / np.where(e > 0, e, 1.0), 1.0)
@@ -148,7 +161,7 @@ class Plugs:
         self.seen_left = np.maximum(self.seen_left - e, 0.0)
         done = busy & (self.remaining <= ENERGY_TOL_KWH)
         if np.count_nonzero(done):
-            self.finish_s[self.sess[done]] = t0_s + period_s * frac[done]
+            self.finish_s[self.sess[done]] = t0_s + period_s * (frac[done] if isinstance(frac, np.ndarray) else frac)
             self.remaining[done] = 0.0
         if self.has_battery:
             self.soc += e * self.eff / self.battery

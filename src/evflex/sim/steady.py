@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from evflex.sim.physics import TAPER_MARGIN
+
 
 def tapering_currents(
     soc0: np.ndarray,
@@ -38,17 +40,20 @@ def tapering_currents(
     n = len(soc0)
     need = np.minimum(pilot_a, max_a)
     flat = np.maximum(need - offset_a, 0.0)
-    out = np.broadcast_to(flat, (steps, n)).copy()
+    out = np.empty((steps, n))
+    out[:] = flat
     model = np.isfinite(battery_kwh) & np.isfinite(soc0) & (flat > 0)
-    if not model.any():
+    if not np.count_nonzero(model):
         return out
     c = np.where(model, kwh_per_a * efficiency / np.where(model, battery_kwh, 1.0), 0.0)  # soc per A per step
-    a = max_a / (1.0 - taper_soc)
-    soc_star = 1.0 - need / np.where(a > 0, a, np.inf)  # cap falls below the need above this
     s0 = np.where(model, soc0, 0.0)
     delta = flat * c  # soc gained per step while flat
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n_flat = np.where(s0 > soc_star, 0.0, np.floor((soc_star - s0) / np.where(delta > 0, delta, np.inf)) + 1.0)
+    if float((s0 + steps * delta).max()) < taper_soc - TAPER_MARGIN:  # below the taper throughout
+        return out
+    a = max_a / (1.0 - taper_soc)
+    soc_star = 1.0 - need / np.where(a > 0, a, np.inf)  # cap falls below the need above this (>= taper_soc)
+    # finite over positive or infinite: no division by zero, no inf / inf
+    n_flat = np.where(s0 > soc_star, 0.0, np.floor((soc_star - s0) / np.where(delta > 0, delta, np.inf)) + 1.0)
     n_flat = np.where(model, np.minimum(n_flat, steps), steps)
     if n_flat.min() >= steps:  # nobody reaches the taper in these steps
         return out

@@ -255,7 +255,12 @@ class AllocationController:
         if rekey is not None:
             key = self._keys(rekey, act, hi, drawn, rem)
             self._admission = (act, lo, hi, drawn, rem, rows, key, admitted)
-        return bool(np.array_equal(admit_rows(rows, lo, self._order(at_s, act, key)), admitted))
+        order = self._order(at_s, act, key)
+        if rows.linear_only and admitted[order[: np.count_nonzero(admitted)]].all():
+            # loads only grow on linear rows: the admitted, all first, fit together again, and
+            # each EV left out meets at least the load that shut it out before
+            return True
+        return bool(np.array_equal(admit_rows(rows, lo, order), admitted))
 
     def _bounds(self, snap: SiteSnapshot, remaining: np.ndarray, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each connector's minimum and most useful current this step [A]."""

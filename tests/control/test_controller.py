@@ -392,3 +392,14 @@ def test_the_plain_python_admission_order_is_the_vectorised_one(evs):
     finally:
         C.SMALL_ORDER = saved
     assert np.array_equal(plain, vectorised)
+
+
+@pytest.mark.parametrize("strategy", CONTROLLED)
+def test_an_answer_given_is_not_changed_by_later_steps(strategy):
+    topo = compile_topology(one_row_site(63.0, 4))
+    ctrl = make_controller(topo, strategy)
+    first = ctrl.step(snapshot(topo))
+    kept = first.current_a.copy()
+    assert np.count_nonzero(kept)
+    ctrl.step(snapshot(topo, t=1.7e9 + 60.0, session_key=np.arange(4) + 10))  # new EVs everywhere
+    assert np.array_equal(first.current_a, kept)

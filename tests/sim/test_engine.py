@@ -16,7 +16,7 @@ from evflex.control.interface import Strategy
 from evflex.model import Charger, SessionTable, Site, StepSeries, compile_topology
 from evflex.sim.engine import simulate
 from evflex.sim.scenario import Scenario, SimulationConfig
-from evflex.units import J_PER_KWH
+from evflex.units import ENERGY_TOL_KWH, J_PER_KWH
 from site_strategies import line_to_line_sites, sites
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -158,7 +158,7 @@ class EveryStep:
     for one step only), checking its own claims: an answer said to hold until a time is
     given again at every step before then, as long as nothing changed but the clock and
     the energy taken (no arrival, departure, new EV, new base load or limit, no reading below the
-    floor, no EV near its end)."""
+    floor, no EV whose need was met)."""
 
     def __init__(self, sc, strategy):
         self.inner = make_controller(compile_topology(sc.site), strategy, sc.controller)
@@ -181,9 +181,7 @@ class EveryStep:
 
     def _same_circumstances(self, last, snap) -> bool:
         before, sp = last
-        topo = self.inner.topology
-        # the most a connector takes in a step: near its end, the simulator calls again
-        step_kwh = topo.max_current_a * topo.charger_phases * topo.voltage_v * snap.period_s / J_PER_KWH
+        # an EV whose need was met (it stopped drawing) changed more than the energy taken
         rem, rem0 = np.nan_to_num(snap.energy_remaining_kwh), np.nan_to_num(before.energy_remaining_kwh)
         floor = -np.inf if sp.reading_floor_a is None else sp.reading_floor_a
         return (
@@ -191,7 +189,7 @@ class EveryStep:
             and np.array_equal(snap.session_key, before.session_key)
             and np.array_equal(snap.base_load_a, before.base_load_a)
             and np.array_equal(snap.row_limit_a, before.row_limit_a)
-            and not np.any((rem < 2.0 * step_kwh) & (rem != rem0))
+            and not np.any((rem <= ENERGY_TOL_KWH) & (rem0 > ENERGY_TOL_KWH))
             and not np.any(snap.measured_current_a.max(axis=1) < floor - 1e-9)
         )
 
@@ -234,6 +232,40 @@ def simple_scenario(limit_a=63.0, n_ch=4, days=1, **cfg):
         max_power_kw=np.full(n, 11.0),
     )
     return Scenario(site, S, SimulationConfig(start=START, days=days, **cfg))
+
+
+class ChangesAtTen:
+    """Answers 6 A, said to hold until ten minutes after the first call, then 10 A."""
+
+    def __init__(self, topology):
+        self.topology = topology
+        self.t0 = None
+
+    def reset(self):
+        self.t0 = None
+
+    def step(self, snap):
+        from evflex.control.interface import Setpoints
+
+        self.t0 = snap.time_s if self.t0 is None else self.t0
+        change = self.t0 + 600.0
+        late = snap.time_s >= change
+        return Setpoints(
+            current_a=np.where(snap.plugged, 10.0 if late else 6.0, 0.0),
+            phases=self.topology.charger_phases.copy(),
+            valid_until_s=float("inf") if late else change,
+        )
+
+
+def test_the_simulator_asks_again_at_the_time_an_answer_holds_until():
+    sc = simple_scenario(limit_a=200.0)
+    ctrl = ChangesAtTen(compile_topology(sc.site))
+    rec = simulate(sc, "equal", controller=ctrl, check=False).record
+    first = int(np.flatnonzero(rec.called)[0])
+    sp = rec.setpoint_a[:, 0]
+    assert np.all(sp[first : first + 10] == 6.0)  # held, not asked again
+    assert not rec.called[first + 1 : first + 10].any()
+    assert rec.called[first + 10] and sp[first + 10] == 10.0  # the step starting at that time is asked
 
 
 def test_uncontrolled_exceeds_and_controlled_do_not():

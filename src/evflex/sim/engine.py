@@ -30,7 +30,7 @@ from evflex.sim.plugs import Plugs
 from evflex.sim.results import RunRecord, SimulationResult
 from evflex.sim.scenario import Scenario
 from evflex.sim.steady import tapering_currents
-from evflex.units import CURRENT_TOL_A, J_PER_KWH, N_PHASES
+from evflex.units import CURRENT_TOL_A, ENERGY_TOL_KWH, J_PER_KWH, N_PHASES
 
 ProgressFn = Callable[[int, int], None]
 #: Per-connector values (steps x connectors) a run may record: four arrays of them are kept
@@ -383,7 +383,7 @@ class _Loop:
         p = self.plugs
         horizon = min(N, int(self.next_seen_change[k]), p.next_event_step()) - (k + 1)
         if math.isfinite(sp.valid_until_s):
-            horizon = min(horizon, int((sp.valid_until_s - t_next) // self.dt) + 1)
+            horizon = min(horizon, math.ceil((sp.valid_until_s - t_next) / self.dt))  # steps starting before it
         horizon = min(horizon, MAX_STRETCH)
         if horizon < 2 or np.abs(end - target).max() > 1e-9:
             return none
@@ -400,7 +400,9 @@ class _Loop:
             moved = np.logical_or.reduce(cur < sp.reading_floor_a - 1e-9, axis=1)
         e = cur * kwh
         left = p.remaining - np.add.accumulate(e, axis=0)
-        stop = moved | np.logical_or.reduce(busy & (left < 2.0 * e), axis=1)  # the controller sees the last approach
+        # an EV whose need is met inside a step goes through the physics (the controller's
+        # answer covers the energy taken at its set-points: its valid_until_s says how long)
+        stop = moved | np.logical_or.reduce(busy & (left < 1e-6 * e + 2.0 * ENERGY_TOL_KWH), axis=1)
         count = int(stop.argmax())
         if not stop[count]:
             count = horizon

@@ -22,6 +22,7 @@ Each step it
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,7 +142,7 @@ class AllocationController:
         self._on_since[new] = np.nan
         arr = snap.arrival_s[new]
         self._last_on[new] = np.where(np.isnan(arr), snap.time_s, arr)
-        self._sp[new] = 0.0
+        self._sp = np.where(new, 0.0, self._sp)  # a fresh array: the last answer given stays as it was
         self.learning.new_sessions(new, snap.ev_phases)
         self.modes.new_sessions(new)
         self._held_at = -np.inf  # a new EV: LLF orders, proportional weighs afresh
@@ -177,6 +178,7 @@ class AllocationController:
 
         remaining = snap.energy_remaining_kwh
         wants = snap.plugged & ~(remaining <= ENERGY_TOL_KWH)
+        self._capped: np.ndarray | None = None  # the shares a finish may cut (see _energy_timer)
         if not np.count_nonzero(wants):
             current = np.zeros(topo.n)
         else:
@@ -217,7 +219,7 @@ class AllocationController:
         t = snap.time_s
         if started_or_stopped and not self._admission_holds(t, rekey=snap):
             return float("-inf")
-        timers = list(self._timers)
+        timers = [*self._timers, self._energy_timer(snap, current)]
         if self.modes.any:
             waiting_mode = self.modes.switchable & (self.modes.switches < self.modes.max_switches)
             due = self.modes.since[waiting_mode] + self.modes.dwell_s
@@ -228,6 +230,26 @@ class AllocationController:
             if not self._admission_holds(at):
                 return at
         return min([hard, *ranks[LOOK_AHEAD : LOOK_AHEAD + 1]])
+
+    def _energy_timer(self, snap: SiteSnapshot, current: np.ndarray) -> float:
+        """A time after the last step start at which, the EVs taking energy at these
+        set-points (at most), every EV charging still has enough left (as seen) for the
+        answer to stand (and before the next): more than a step's energy at its share before
+        rounding where a share above the minimum would be cut to what finishes the EV
+        (:meth:`_bounds`), more than nothing elsewhere."""
+        on = current > 0
+        if not np.count_nonzero(on):
+            return float("inf")
+        seen = snap.energy_remaining_kwh
+        idx = np.flatnonzero(on & ~np.isnan(seen))
+        if not idx.size:
+            return float("inf")
+        per_a = self._drawn[idx] * (snap.period_s / self._j_per_a[idx])  # kWh a step per A
+        pilot_a = np.where(self._onoff[idx], np.maximum(current[idx], self.topology.max_current_a[idx]), current[idx])
+        took = pilot_a * per_a  # the most an EV takes in a step (an on/off charger's pilot is its rating)
+        need = ENERGY_TOL_KWH if self._capped is None else self._capped[idx] * per_a + ENERGY_TOL_KWH
+        steps = (seen[idx] - need * (1.0 + 1e-9)) / took  # the answer stands at steps 0..floor(this)
+        return snap.time_s + snap.period_s * (math.floor(float(steps.min())) + 0.5)
 
     def _rank_timers(self, on: np.ndarray, t: float, before: float) -> list[float]:
         """When, after ``t`` and before ``before``, a congested EV's rank changes: a lock
@@ -288,6 +310,7 @@ class AllocationController:
             current[act] = x
         if self.modes.any:
             current = self._back_to_full_phases(snap, current, lb, drawn)
+        self._capped = np.where(~self._onoff & (current > lb), current, 0.0)
         q = np.floor(current * self._inv_res + 1e-9) * topo.resolution_a
         rounded = np.where(current > 0, np.maximum(q, lb), 0.0)
         out = np.where(self._onoff, current, rounded) if self._any_onoff else rounded

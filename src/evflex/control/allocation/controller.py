@@ -372,14 +372,10 @@ class AllocationController:
     # ----------------------------------------------------------------- ordering
     def _keys(self, snap: SiteSnapshot, act, hi, drawn, rem) -> np.ndarray:
         """The strategy's own order among the connectors ``act`` (lower = first)."""
-        topo, p, s = self.topology, self.params, self.strategy
+        topo, s = self.topology, self.strategy
         t = snap.time_s
         if s is Strategy.EDF or s is Strategy.LLF:
-            departure = snap.departure_s[act]
-            unknown = np.isnan(departure)
-            if unknown.any():
-                arrival = snap.arrival_s[act]
-                departure = np.where(unknown, np.where(np.isnan(arrival), t, arrival) + p.default_stay_s, departure)
+            departure = self._departures(snap, act)
             if s is Strategy.EDF:
                 return departure
             if self._refresh_held(t):
@@ -392,9 +388,22 @@ class AllocationController:
         on = self._sp[act] > 0
         return np.where(on, -1e12 + (t - self._on_since[act]), self._last_on[act])
 
+    def _departures(self, snap: SiteSnapshot, act: np.ndarray) -> np.ndarray:
+        """The departures of the connectors ``act``: told, else the default stay after arrival."""
+        departure = snap.departure_s[act]
+        unknown = np.isnan(departure)
+        if unknown.any():
+            arrival = snap.arrival_s[act]
+            t = snap.time_s
+            departure = np.where(
+                unknown, np.where(np.isnan(arrival), t, arrival) + self.params.default_stay_s, departure
+            )
+        return departure
+
     def _refresh_held(self, t: float) -> bool:
         """Whether LLF's laxities or proportional's weights are due afresh at ``t`` (then
-        forgotten, to be set by the caller); sets the timer of the next refresh."""
+        forgotten, to be set by the caller); sets the timer of the next refresh (a call then,
+        so that refreshes happen when they are due whether or not steps are skipped)."""
         due = t - self._held_at >= self.params.order_period_s
         if due:
             self._held[:] = np.nan

@@ -120,6 +120,7 @@ class AllocationController:
         self._any_onoff = bool(self._onoff.any())
         self._inv_res = 1.0 / t.resolution_a
         self._j_per_a = J_PER_KWH / t.voltage_v  # remaining kWh -> A x s per conductor
+        self._kwh_per_a_s = 1.0 / self._j_per_a
         self.reset()
 
     # ----------------------------------------------------------------- state
@@ -219,7 +220,7 @@ class AllocationController:
         t = snap.time_s
         if started_or_stopped and not self._admission_holds(t, rekey=snap):
             return float("-inf")
-        timers = [*self._timers, self._energy_timer(snap, current)]
+        timers = [*self._timers, self._energy_timer(snap, on, current)]
         if self.modes.any:
             waiting_mode = self.modes.switchable & (self.modes.switches < self.modes.max_switches)
             due = self.modes.since[waiting_mode] + self.modes.dwell_s
@@ -231,25 +232,23 @@ class AllocationController:
                 return at
         return min([hard, *ranks[LOOK_AHEAD : LOOK_AHEAD + 1]])
 
-    def _energy_timer(self, snap: SiteSnapshot, current: np.ndarray) -> float:
+    def _energy_timer(self, snap: SiteSnapshot, on: np.ndarray, current: np.ndarray) -> float:
         """A time after the last step start at which, the EVs taking energy at these
-        set-points (at most), every EV charging still has enough left (as seen) for the
-        answer to stand (and before the next): more than a step's energy at its share before
-        rounding where a share above the minimum would be cut to what finishes the EV
+        set-points (at most), every EV charging (``on``) still has enough left (as seen) for
+        the answer to stand (and before the next): more than a step's energy at its share
+        before rounding where a share above the minimum would be cut to what finishes the EV
         (:meth:`_bounds`), more than nothing elsewhere."""
-        on = current > 0
-        if not np.count_nonzero(on):
-            return float("inf")
-        seen = snap.energy_remaining_kwh
-        idx = np.flatnonzero(on & ~np.isnan(seen))
+        idx = np.flatnonzero(on)
         if not idx.size:
             return float("inf")
-        per_a = self._drawn[idx] * (snap.period_s / self._j_per_a[idx])  # kWh a step per A
-        pilot_a = np.where(self._onoff[idx], np.maximum(current[idx], self.topology.max_current_a[idx]), current[idx])
-        took = pilot_a * per_a  # the most an EV takes in a step (an on/off charger's pilot is its rating)
+        per_a = self._drawn[idx] * (snap.period_s * self._kwh_per_a_s[idx])  # kWh a step per A
+        pilot_a = current[idx]
+        if self._any_onoff:  # an on/off charger's pilot is its rating
+            pilot_a = np.where(self._onoff[idx], np.maximum(pilot_a, self.topology.max_current_a[idx]), pilot_a)
         need = ENERGY_TOL_KWH if self._capped is None else self._capped[idx] * per_a + ENERGY_TOL_KWH
-        steps = (seen[idx] - need * (1.0 + 1e-9)) / took  # the answer stands at steps 0..floor(this)
-        return snap.time_s + snap.period_s * (math.floor(float(steps.min())) + 0.5)
+        # the answer stands at steps 0..floor(this); NaN (energy not known): no end
+        steps = float(np.fmin.reduce((snap.energy_remaining_kwh[idx] - need * (1.0 + 1e-9)) / (pilot_a * per_a)))
+        return float("inf") if steps != steps else snap.time_s + snap.period_s * (math.floor(steps) + 0.5)
 
     def _rank_timers(self, on: np.ndarray, t: float, before: float) -> list[float]:
         """When, after ``t`` and before ``before``, a congested EV's rank changes: a lock

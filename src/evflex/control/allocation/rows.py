@@ -22,6 +22,7 @@ them are in :mod:`evflex.control.allocation.kernels`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,24 @@ ROW_KINDS = ("linear", "signed", "phasor", "pair")
 
 def _real(a, shape: tuple[int, ...]) -> np.ndarray:
     return np.zeros(shape) if a is None else np.asarray(a, dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def _empty_kinds(k: int) -> tuple[np.ndarray, ...]:
+    """The signed, phasor and pair rows of a linear system over k connectors: none (shared,
+    read-only)."""
+    arrays = (
+        np.zeros((0, k)),
+        np.zeros(0),
+        np.zeros((0, k), dtype=np.complex128),
+        np.zeros(0, dtype=np.complex128),
+        np.zeros(0),
+        np.zeros((0, 2), dtype=np.int64),
+        np.zeros(0),
+    )
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,18 +78,7 @@ class RowSystem:
     def linear(cls, M: np.ndarray, cap: np.ndarray) -> RowSystem:
         """Linear rows ``M @ x <= cap`` only (the other kinds empty, shapes (0, k))."""
         M = np.asarray(M, dtype=np.float64)
-        k = M.shape[1]
-        return cls(
-            M,
-            np.asarray(cap, dtype=np.float64),
-            np.zeros((0, k)),
-            np.zeros(0),
-            np.zeros((0, k), dtype=np.complex128),
-            np.zeros(0, dtype=np.complex128),
-            np.zeros(0),
-            np.zeros((0, 2), dtype=np.int64),
-            np.zeros(0),
-        )
+        return cls(M, np.asarray(cap, dtype=np.float64), *_empty_kinds(M.shape[1]))
 
     @classmethod
     def build(
@@ -171,6 +179,8 @@ class RowSystem:
     def take(self, cols: np.ndarray) -> RowSystem:
         """The rows over a subset of the columns (int index or bool mask); the connectors left
         out are taken to draw nothing. Limits are unchanged."""
+        if self.linear_only:
+            return RowSystem.linear(self.M[:, cols], self.cap)
         return RowSystem(
             self.M[:, cols],
             self.cap,

@@ -609,8 +609,10 @@ def _ptr(idx: np.ndarray, n: int) -> list:
     return np.concatenate([[0], np.cumsum(np.bincount(idx, minlength=n))]).tolist()
 
 
-def _lines(rows: RowSystem, x0: np.ndarray, cand: np.ndarray, give: np.ndarray, tol: float | None) -> _Lines:
-    """The rows for moving the candidates ``cand`` (in order) by up to ``give`` from ``x0``.
+def _lines(rows: RowSystem, x0: np.ndarray | None, cand: np.ndarray, give: np.ndarray, tol: float | None) -> _Lines:
+    """The rows for moving the candidates ``cand`` (in order) by up to ``give`` from ``x0``
+    (None: from nothing). The pair rows' coefficients ``qzi``/``qzj`` are listed for the
+    greedy only (``tol`` None); the admission reads magnitudes.
 
     Rows that cannot pass their limit (``tol`` None: the greedy's bound ``max(limit, value at
     x0)``; a number: ``limit + tol``, the admission's test) whatever the candidates do are
@@ -621,7 +623,7 @@ def _lines(rows: RowSystem, x0: np.ndarray, cand: np.ndarray, give: np.ndarray, 
         if not A.shape[0]:
             continue
         Ac = A[:, cand]
-        v0 = A @ x0
+        v0 = np.zeros(A.shape[0]) if x0 is None else A @ x0
         rise = (Ac if is_m else np.maximum(Ac, 0.0)) @ give
         room = lim - v0 if tol is None else lim + tol - v0
         keep = rise > np.maximum(room, 0.0) if tol is None else rise > room
@@ -654,10 +656,11 @@ def _lines(rows: RowSystem, x0: np.ndarray, cand: np.ndarray, give: np.ndarray, 
 
     mp = rows.Z.shape[0]
     if mp:
-        Zc = rows.Z[:, cand]
-        y0 = rows.Z @ x0 + rows.zb
+        # candidate-major (n, mp): row gathers of Z.T, contiguous for Z as the rows build it
+        ZcT = rows.Z.T[cand]
+        y0 = rows.zb.copy() if x0 is None else rows.Z @ x0 + rows.zb
         m0 = np.abs(y0)
-        reach = np.abs(Zc) @ give
+        reach = give @ np.abs(ZcT)
         room = rows.zlim - m0 if tol is None else rows.zlim + tol - m0
         check = reach > np.maximum(room, 0.0) if tol is None else reach > room
         tracked = check.copy()
@@ -673,15 +676,15 @@ def _lines(rows: RowSystem, x0: np.ndarray, cand: np.ndarray, give: np.ndarray, 
         tidx = np.flatnonzero(tracked)
         renum = np.full(mp, -1)
         renum[tidx] = np.arange(tidx.size)
-        Zt = Zc[tidx]
-        ci, ri = np.nonzero(Zt.T)
-        pz = Zt.T[ci, ri]
+        ZtT = ZcT[:, tidx]
+        ci, ri = np.nonzero(ZtT)
+        pz = ZtT[ci, ri]
         lp_pairs = pairs[live]
         ti, tj = renum[lp_pairs[:, 0]], renum[lp_pairs[:, 1]]
         if lp_pairs.shape[0]:
-            Zi, Zj = Zt[ti], Zt[tj]  # (live pairs, n)
-            qc, qu = np.nonzero(((Zi != 0) | (Zj != 0)).T)
-            qzi, qzj = Zi.T[qc, qu].tolist(), Zj.T[qc, qu].tolist()
+            Zi, Zj = ZtT[:, ti], ZtT[:, tj]  # (n, live pairs)
+            qc, qu = np.nonzero((Zi != 0) | (Zj != 0))
+            qzi, qzj = (Zi[qc, qu].tolist(), Zj[qc, qu].tolist()) if tol is None else ([], [])
         else:
             qc = qu = np.zeros(0, dtype=np.int64)
             qzi = qzj = []
@@ -726,7 +729,7 @@ def _admit_rows(rows: RowSystem, need_a: np.ndarray, order: np.ndarray, tol: flo
     if not order.size:
         return admitted
     need = need_a.take(order)
-    L = _lines(rows, np.zeros(rows.k), order, need, tol)
+    L = _lines(rows, None, order, need, tol)
     out = _admit_steps(L, need, tol)
     admitted[order[np.array(out, dtype=bool)]] = True
     return admitted

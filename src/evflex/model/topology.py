@@ -183,26 +183,35 @@ class Topology:
         self, current_a: np.ndarray, drawn: np.ndarray, base_a: np.ndarray | None = None
     ) -> np.ndarray:
         """(N, m) current through every row at every step, for (N, n) currents drawn on
-        (N, n) phases and an (N, 3) base load: :meth:`row_loads` for every step at once."""
+        (N, n) phases and an (N, 3) base load: :meth:`row_loads` for every step at once.
+        The EVs' part is computed on the steps where some current flows only."""
         N = current_a.shape[0]
-        x = np.asarray(current_a, dtype=np.float64)
         ph = ~self.row_linear
+        any_ph = bool(ph.any())
         out = np.zeros((N, self.m))
         y = np.zeros((N, int(ph.sum())), dtype=np.complex128)
-        for d in np.unique(drawn):
-            if d <= 0:
-                continue
-            xd = np.where(drawn == d, x, 0.0)
-            full = np.full(self.n, d)
-            out += xd @ self.matrix(full).T
-            if ph.any():
-                y += xd @ self.phasor_matrix(full).T
+        busy = np.flatnonzero(np.logical_or.reduce(current_a != 0, axis=1)) if N else np.zeros(0, dtype=np.int64)
+        if busy.size:
+            x = np.asarray(current_a[busy], dtype=np.float64)
+            dr = np.asarray(drawn[busy])
+            ev = np.zeros((busy.size, self.m))
+            ev_y = np.zeros((busy.size, y.shape[1]), dtype=np.complex128)
+            for d in np.flatnonzero(np.bincount(np.clip(dr, 0, None).ravel(), minlength=1)).tolist():
+                if d <= 0:
+                    continue
+                xd = np.where(dr == d, x, 0.0)
+                full = np.full(self.n, d)
+                ev += xd @ self.matrix(full).T
+                if any_ph:
+                    ev_y += xd @ self.phasor_matrix(full).T
+            out[busy] = ev
+            y[busy] = ev_y
         if base_a is not None:
             b = np.asarray(base_a, dtype=np.float64)
             out += b @ self.base_matrix().T
-            if ph.any():
+            if any_ph:
                 y += b @ self.base_coefficients()[ph].T
-        if ph.any():
+        if any_ph:
             out[:, ph] = np.abs(y)
         return out
 

@@ -155,7 +155,7 @@ def _energy_by_phase(rec: RunRecord, topo: Topology, dt: float) -> np.ndarray:
     its current flows through (a line-to-line EVSE: half on each)."""
     out = np.zeros(N_PHASES)
     kwh = rec.current_a.astype(np.float64) * rec.drawn * (topo.voltage_v * dt / J_PER_KWH)
-    for d in np.unique(rec.drawn):
+    for d in np.flatnonzero(np.bincount(np.clip(rec.drawn, 0, None).ravel(), minlength=1)).tolist():
         if d <= 0:
             continue
         inc = topo.incidence(np.full(topo.n, d))

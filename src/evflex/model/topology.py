@@ -185,12 +185,19 @@ class Topology:
         """(N, m) current through every row at every step, for (N, n) currents drawn on
         (N, n) phases and an (N, 3) base load: :meth:`row_loads` for every step at once.
         The EVs' part is computed on the steps where some current flows only."""
+        return self.row_loads_without_and_with_base(current_a, drawn, base_a)[1]
+
+    def row_loads_without_and_with_base(
+        self, current_a: np.ndarray, drawn: np.ndarray, base_a: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`row_loads_over_time` of the EVs alone and with the base load ``base_a``
+        (None: none), from one pass over the currents."""
         N = current_a.shape[0]
         ph = ~self.row_linear
         any_ph = bool(ph.any())
-        out = np.zeros((N, self.m))
+        lin = np.zeros((N, self.m))
         y = np.zeros((N, int(ph.sum())), dtype=np.complex128)
-        busy = np.flatnonzero(np.logical_or.reduce(current_a != 0, axis=1)) if N else np.zeros(0, dtype=np.int64)
+        busy = busy_steps(current_a)
         if busy.size:
             x = np.asarray(current_a[busy], dtype=np.float64)
             dr = np.asarray(drawn[busy])
@@ -204,16 +211,18 @@ class Topology:
                 ev += xd @ self.matrix(full).T
                 if any_ph:
                     ev_y += xd @ self.phasor_matrix(full).T
-            out[busy] = ev
+            lin[busy] = ev
             y[busy] = ev_y
-        if base_a is not None:
-            b = np.asarray(base_a, dtype=np.float64)
-            out += b @ self.base_matrix().T
-            if any_ph:
-                y += b @ self.base_coefficients()[ph].T
+        alone = lin.copy() if base_a is not None else lin
         if any_ph:
-            out[:, ph] = np.abs(y)
-        return out
+            alone[:, ph] = np.abs(y)
+        if base_a is None:
+            return alone, alone
+        b = np.asarray(base_a, dtype=np.float64)
+        lin += b @ self.base_matrix().T
+        if any_ph:
+            lin[:, ph] = np.abs(y + b @ self.base_coefficients()[ph].T)
+        return alone, lin
 
     def unbalance(self, row_loads: np.ndarray) -> np.ndarray:
         """Largest difference between the connection's phase currents, from row loads (..., m)
@@ -222,6 +231,13 @@ class Topology:
         branches)."""
         ph = row_loads[..., self.connection_rows]
         return ph.max(axis=-1) - ph.min(axis=-1)
+
+
+def busy_steps(current_a: np.ndarray) -> np.ndarray:
+    """The steps (rows of an (N, n) array) where some connector's current is not zero."""
+    if not current_a.shape[0]:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.logical_or.reduce(current_a != 0, axis=1))
 
 
 def compile_topology(site: Site) -> Topology:

@@ -38,7 +38,7 @@ import pandas as pd
 
 from evflex.control.interface import Strategy
 from evflex.errors import InvariantError
-from evflex.model.topology import Topology
+from evflex.model.topology import Topology, busy_steps
 from evflex.units import CURRENT_TOL_A, J_PER_KWH, N_PHASES, PHASE_NAMES
 
 if TYPE_CHECKING:
@@ -154,13 +154,15 @@ def _energy_by_phase(rec: RunRecord, topo: Topology, dt: float) -> np.ndarray:
     """EV energy per grid phase [kWh]: each connector's energy shared equally by the phases
     its current flows through (a line-to-line EVSE: half on each)."""
     out = np.zeros(N_PHASES)
-    kwh = rec.current_a.astype(np.float64) * rec.drawn * (topo.voltage_v * dt / J_PER_KWH)
-    for d in np.flatnonzero(np.bincount(np.clip(rec.drawn, 0, None).ravel(), minlength=1)).tolist():
+    busy = busy_steps(rec.current_a)
+    drawn = rec.drawn[busy]
+    kwh = rec.current_a[busy].astype(np.float64) * drawn * (topo.voltage_v * dt / J_PER_KWH)
+    for d in np.flatnonzero(np.bincount(np.clip(drawn, 0, None).ravel(), minlength=1)).tolist():
         if d <= 0:
             continue
         inc = topo.incidence(np.full(topo.n, d))
         share = inc / np.maximum(inc.sum(axis=1, keepdims=True), 1.0)
-        out += (np.where(rec.drawn == d, kwh, 0.0).sum(axis=0)) @ share
+        out += (np.where(drawn == d, kwh, 0.0).sum(axis=0)) @ share
     return out
 
 
@@ -176,23 +178,27 @@ def derive(rec: RunRecord, topo: Topology, period_s: float) -> Derived:
     start[1:] = rec.end_a[:-1]
     start *= same
     start[1:] *= rec.drawn[1:] == rec.drawn[:-1]  # a phase switch pauses the charge
-    loads = topo.row_loads_over_time
+    both = topo.row_loads_without_and_with_base
     base = rec.base_a
-    ev_end = loads(rec.end_a, rec.drawn)
-    ev_start = loads(start, rec.drawn)
+    ev_end, row_end = both(rec.end_a, rec.drawn, base)
+    ev_start, row_start = both(start, rec.drawn, base)
     conn = topo.connection_rows
-    ev_avg_conn = loads(rec.current_a, rec.drawn)[:, conn]
-    ev_kw = (rec.current_a.astype(np.float64) * rec.drawn) @ topo.voltage_v / 1000.0
+    ev_avg_conn = topo.row_loads_over_time(rec.current_a, rec.drawn)[:, conn]
+    busy = busy_steps(rec.current_a)
+    ev_kw = np.zeros(N)
+    ev_kw[busy] = (rec.current_a[busy].astype(np.float64) * rec.drawn[busy]) @ topo.voltage_v / 1000.0
     sp = rec.setpoint_a
     plugged = session_at >= 0
-    known = (
-        np.where(plugged, s["known_max_a"][np.maximum(session_at, 0)], np.nan) if len(S) else np.full((N, n), np.nan)
-    )
+    # set-points in range, on the steps with any set-point above 0
+    on_k = busy_steps(sp)
+    sp_on, at_on = sp[on_k], session_at[on_k]
+    known = np.where(at_on >= 0, s["known_max_a"][np.maximum(at_on, 0)], np.nan) if len(S) else np.nan
     hi = np.maximum(topo.min_current_a, np.fmin(topo.max_current_a, known))
-    bad = (sp > 0) & (~plugged | (sp < topo.min_current_a - RECORD_TOL_A) | (sp > hi + RECORD_TOL_A))
+    bad = (sp_on > 0) & ((at_on < 0) | (sp_on < topo.min_current_a - RECORD_TOL_A) | (sp_on > hi + RECORD_TOL_A))
     example = ""
     if bad.any():
-        kk, c = np.argwhere(bad)[0]
+        kb, c = np.argwhere(bad)[0]
+        kk = on_k[kb]
         example = f"step {kk}: connector {topo.connector_ids[c]} set to {sp[kk, c]:.3f} A"
     first_s = np.full(len(S), np.nan)
     charged = (rec.current_a > 0) & plugged
@@ -211,9 +217,9 @@ def derive(rec: RunRecord, topo: Topology, period_s: float) -> Derived:
     return Derived(
         session_at=session_at,
         ev_end_a=ev_end,
-        row_end_a=loads(rec.end_a, rec.drawn, base),
-        row_start_a=loads(start, rec.drawn, base),
-        row_cmd_a=loads(sp, rec.drawn, rec.base_seen_a),
+        row_end_a=row_end,
+        row_start_a=row_start,
+        row_cmd_a=topo.row_loads_over_time(sp, rec.drawn, rec.base_seen_a),
         ev_start_a=ev_start,
         ev_phase_avg_a=np.abs(ev_avg_conn),
         ev_kw=ev_kw,

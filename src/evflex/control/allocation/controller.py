@@ -448,6 +448,9 @@ class AllocationController:
         idx = admitted.nonzero()[0]
         if not idx.size:
             return x
+        if (s is Strategy.EDF or s is Strategy.LLF) and rows.linear_only:  # the others at 0 change no load
+            fill = idx[np.argsort(key[idx], kind="stable")]
+            return greedy_fill_rows(rows, lo * admitted, hi - lo, fill)
         ra, lo_a, hi_a = rows.take(idx), lo[idx], hi[idx]
         if s is Strategy.EDF or s is Strategy.LLF:
             x[idx] = greedy_fill_rows(ra, lo_a, hi_a - lo_a, np.argsort(key[idx], kind="stable"))

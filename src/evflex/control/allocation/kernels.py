@@ -387,20 +387,24 @@ def _sweep_level(rows: list, room: list, free: list, w: list, lo: list, hi: list
     if any(gr > rm + tol for gr, rm in zip(g, room)):  # over already at the lower bounds: stay there
         return b0, [i for i, (gr, rm) in enumerate(zip(g, room)) if gr > rm - tol]
     slope = [0.0] * len(rows)
+    lim = [rm + tol for rm in room]
+    ri = range(len(rows))
+    loads = {c: [(i, row[c]) for i, row in enumerate(rows) if row[c]] for c in free}
     at = b0
     for b, sign, c in ev:
         if b > at:
-            nxt = [gr + s * (b - at) for gr, s in zip(g, slope)]
-            if any(gr > rm + tol for gr, rm in zip(nxt, room)):
-                level_r = [at + (rm - gr) / s if s > tol else math.inf for gr, s, rm in zip(g, slope, room)]
-                level = min(max(min(level_r), at), b)
-                top = level + max(tol, 1e-12 * abs(level))
-                return level, [i for i, lv in enumerate(level_r) if lv <= top]
+            span = b - at
+            nxt = [g[i] + slope[i] * span for i in ri]
+            for i in ri:
+                if nxt[i] > lim[i]:
+                    level_r = [at + (rm - gr) / s if s > tol else math.inf for gr, s, rm in zip(g, slope, room)]
+                    level = min(max(min(level_r), at), b)
+                    top = level + max(tol, 1e-12 * abs(level))
+                    return level, [i for i, lv in enumerate(level_r) if lv <= top]
             g, at = nxt, b
         wc = sign * w[c]
-        for i, row in enumerate(rows):
-            if row[c]:
-                slope[i] += row[c] * wc
+        for i, a in loads[c]:
+            slope[i] += a * wc
     return math.inf, []
 
 

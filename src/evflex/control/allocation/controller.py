@@ -17,7 +17,9 @@ Each step it
    at most ``max_phase_switches`` a session, each mode kept ``phase_switch_dwell_s``), and
    goes back to three phases once they fit with a margin;
 4. shares the remaining capacity among the admitted EVs by the strategy's rule;
-5. rounds each set-point down to the charger's resolution.
+5. rounds each set-point down to the charger's resolution;
+6. says how long the answer holds (``valid_until_s``): until a timer or the energy taken
+   could change it.
 """
 
 from __future__ import annotations
@@ -212,8 +214,9 @@ class AllocationController:
         new phases), nor when an EV started or stopped now and the
         admission in the new ranks (:meth:`_admission_holds`) would differ; otherwise until
         the next timer (phase-mode dwell, LLF's reordering or proportional's reweighing, a
-        learned limit's expiry) or the first lock's end or start of starvation that changes
-        the admission (a few are looked ahead at)."""
+        learned limit's expiry, an EV's energy running low: :meth:`_energy_timer`) or the
+        first lock's end or start of starvation that changes the admission (a few are
+        looked ahead at). The caller asks again at the first step starting at or after it."""
         on = current > 0
         if switched or np.count_nonzero(on & self.learning.phase_unknown):
             return float("-inf")

@@ -77,6 +77,13 @@ def test_invariants_over_a_random_sequence_of_snapshots(scene):
         load = M @ sp
         cap = limit - np.where(topo.row_base, base[topo.row_phase], 0.0)
         assert np.all((load <= cap + 1e-6) | (load == 0)), (topo.row_ids, load, cap)
+        # 3. the unbalance limit, with the physical phases (no worse than the base load alone)
+        if topo.max_unbalance_a is not None:
+            conn = topo.connection_rows
+            with_evs = load[conn] + base[topo.row_phase[conn]]
+            base_only = base[topo.row_phase[conn]]
+            allowed = max(topo.max_unbalance_a, float(np.ptp(base_only)))
+            assert np.ptp(with_evs) <= allowed + 1e-6 or not on.any(), (with_evs, allowed)
         t += 60.0
         remaining = np.maximum(remaining - sp * 0.5 / 60, 0)
 

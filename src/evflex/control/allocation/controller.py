@@ -311,7 +311,8 @@ class AllocationController:
             current = np.zeros(topo.n)
             current[act] = x
         if self.modes.any:
-            current = self._back_to_full_phases(snap, current, lb, drawn)
+            # the conductors as the admission left them (it may have put EVs on one phase)
+            current = self._back_to_full_phases(snap, current, lb, self._drawn)
         self._capped = np.where(~self._onoff & (current > lb), current, 0.0)
         q = np.floor(current * self._inv_res + 1e-9) * topo.resolution_a
         rounded = np.where(current > 0, np.maximum(q, lb), 0.0)

@@ -593,3 +593,51 @@ def test_an_activation_delay_longer_than_the_step_is_simulated():
     assert cur[first] == 0.0 and cur[first + 1] == 0.0  # 2.5 s of nothing after the set-point
     assert 0.0 < cur[first + 2] < res.record.setpoint_a[first, 0]  # half of the third second
     assert cur[first + 3] == pytest.approx(res.record.setpoint_a[first, 0])
+
+
+def _back_to_three_phases_case() -> Scenario:
+    """A day found by test_invariants_hold_for_every_strategy: switching chargers, a 20 A
+    unbalance limit, a moving base load and connection limit. Once an EV was put on one
+    phase by the admission's second chance, going back to three phases in the same step
+    counted it on its old phases again, and the unbalance limit was passed."""
+    from pathlib import Path
+
+    from evflex.model import ChargerResponse
+
+    d = np.load(Path(__file__).parent / "data" / "back_to_three_phases.npz")
+    resp = ChargerResponse(activation_delay_s=2.0, ramp_a_per_s=5.0, precision_a=0.5, phase_switch_s=30.0)
+    switching = {"phases": 3, "phase_rotation": (2, 1, 0), "phase_switching": True}
+    chargers = (
+        Charger("C1", connectors=1, max_current_a=16.0, response=resp, **switching),
+        Charger("C2", connectors=1, max_current_a=16.0, phases=1, phase_rotation=(0,), response=resp),
+        Charger("C3", connectors=3, max_current_a=16.0, response=resp, **switching),
+    )
+    site = Site("prop", 230.0, 47.0, chargers, max_unbalance_a=20.0)
+    n = len(d["s_connector"])
+    S = SessionTable.build(
+        [f"s{i}" for i in range(n)],
+        d["s_connector"],
+        d["s_arrival_s"],
+        d["s_departure_s"],
+        d["s_energy_kwh"],
+        max_power_kw=d["s_max_power_kw"],
+        max_current_a=d["s_max_current_a"],
+        phases=d["s_phases"],
+        battery_kwh=d["s_battery_kwh"],
+        soc_arrival=d["s_soc_arrival"],
+        efficiency=d["s_efficiency"],
+    )
+    return Scenario(
+        site,
+        S,
+        SimulationConfig(start=START, days=1),
+        base_load=StepSeries(d["base_t"], d["base_v"]),
+        connection_limit=StepSeries(d["lim_t"], d["lim_v"]),
+    )
+
+
+@pytest.mark.parametrize("strategy", CONTROLLED)
+def test_going_back_to_three_phases_keeps_the_phases_the_admission_chose(strategy):
+    res = simulate(_back_to_three_phases_case(), strategy)  # raises InvariantError on a breach
+    assert res.check_invariants() == []
+    assert res.kpis["phase_switches_per_session_max"] >= 1  # the case does switch phases

@@ -46,9 +46,9 @@ PROPORTIONAL_RATIO = 1.25
 PROPORTIONAL_FLOOR_KWH = 1.0
 #: Lock ends and starts of starvation looked ahead at: if the admission would not change at
 #: any of them, the answer is valid beyond them.
+LOOK_AHEAD = 3
 #: Up to this many connectors, the admission order is sorted in plain Python.
 SMALL_ORDER = 64
-LOOK_AHEAD = 3
 #: Headroom needed on every row before a one-phase connector goes back to three phases [A].
 BACK_TO_THREE_MARGIN_A = 1.0
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evflex.control.allocation.constraints import SiteRows
-from evflex.control.allocation.kernels import admit_rows, greedy_fill_rows, weighted_fill_rows
+from evflex.control.allocation.kernels import SMALL_PROBLEM, admit_rows, greedy_fill_rows, weighted_fill_rows
 from evflex.control.allocation.learning import EvLearning
 from evflex.control.allocation.phase_modes import PhaseModes
 from evflex.control.allocation.rows import RowSystem
@@ -452,7 +452,8 @@ class AllocationController:
         idx = admitted.nonzero()[0]
         if not idx.size:
             return x
-        if (s is Strategy.EDF or s is Strategy.LLF) and rows.linear_only:  # the others at 0 change no load
+        if (s is Strategy.EDF or s is Strategy.LLF) and rows.linear_only and rows.M.size <= SMALL_PROBLEM:
+            # a small site: fill over the whole system, the others at 0 change no load
             fill = idx[np.argsort(key[idx], kind="stable")]
             return greedy_fill_rows(rows, lo * admitted, hi - lo, fill)
         ra, lo_a, hi_a = rows.take(idx), lo[idx], hi[idx]

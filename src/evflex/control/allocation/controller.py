@@ -452,14 +452,15 @@ class AllocationController:
         idx = admitted.nonzero()[0]
         if not idx.size:
             return x
-        if (s is Strategy.EDF or s is Strategy.LLF) and rows.linear_only and rows.M.size <= SMALL_PROBLEM:
-            # a small site: fill over the whole system, the others at 0 change no load
-            fill = idx[np.argsort(key[idx], kind="stable")]
-            return greedy_fill_rows(rows, lo * admitted, hi - lo, fill)
-        ra, lo_a, hi_a = rows.take(idx), lo[idx], hi[idx]
         if s is Strategy.EDF or s is Strategy.LLF:
-            x[idx] = greedy_fill_rows(ra, lo_a, hi_a - lo_a, np.argsort(key[idx], kind="stable"))
-        elif s is Strategy.PROPORTIONAL:  # power in proportion to remaining energy
+            fill = np.argsort(key[idx], kind="stable")
+            if rows.linear_only and rows.M.size <= SMALL_PROBLEM:
+                # a small site: over the whole system (no column subset), the others at 0 load nothing
+                return greedy_fill_rows(rows, lo * admitted, hi - lo, idx[fill])
+            x[idx] = greedy_fill_rows(rows.take(idx), lo[idx], hi[idx] - lo[idx], fill)
+            return x
+        ra, lo_a, hi_a = rows.take(idx), lo[idx], hi[idx]
+        if s is Strategy.PROPORTIONAL:  # power in proportion to remaining energy
             w = self._weights(snap.time_s, act, rem)
             x[idx] = weighted_fill_rows(ra, lo_a, hi_a, w[idx] / self._drawn[act][idx])
         else:

@@ -133,9 +133,13 @@ class Topology:
         return w
 
     # ------------------------------------------------------------------ per row
-    def coefficients(self, drawn_phases: np.ndarray) -> np.ndarray:
-        """(m, n) complex: row r's current phasor is ``coefficients @ current_a`` (EVs only)."""
-        return self.row_members * (self.row_kappa @ self.injection(drawn_phases).T)
+    def coefficients(self, drawn_phases: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        """(m, n) complex: row r's current phasor is ``coefficients @ current_a`` (EVs only);
+        with ``cols``, only those connectors' columns, (m, len(cols))."""
+        w = self.injection(drawn_phases)
+        if cols is None:
+            return self.row_members * (self.row_kappa @ w.T)
+        return self.row_members[:, cols] * (self.row_kappa @ w[cols].T)
 
     def base_coefficients(self) -> np.ndarray:
         """(m, 3) complex: row r's base-load phasor is ``base_coefficients @ base_a`` for the

@@ -50,16 +50,36 @@ class SiteRows:
         self.pairs = np.array([(self.conn_pos[p], self.conn_pos[q]) for p, q in PHASE_PAIRS], dtype=np.int64)
         self._coef_key: bytes | None = None
         self._coef: tuple[np.ndarray, np.ndarray] | None = None
+        self._coef_drawn: np.ndarray | None = None
+        self._zcols_key: bytes | None = None
+        self._zcols: tuple | None = None
         self._key: tuple | None = None
         self._rows: RowSystem | None = None
 
     def _coefficients(self, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The linear and phasor coefficients for ``drawn``: from the last ones, where only a
+        few connectors' phases changed, those columns afresh (new arrays: systems built
+        before keep theirs)."""
         key = drawn.tobytes()
-        if key != self._coef_key or self._coef is None:
-            t = self.topology
-            M = t.matrix(drawn)[self.lin]
-            Z = t.phasor_matrix(drawn) if self.ph.size else np.zeros((0, t.n), dtype=np.complex128)
-            self._coef_key, self._coef = key, (M, Z)
+        if key == self._coef_key and self._coef is not None:
+            return self._coef
+        t = self.topology
+        before = self._coef_drawn
+        cols = None if before is None else np.flatnonzero(drawn != before)
+        if t.all_linear or cols is None or cols.size > t.n // 8:
+            if t.all_linear:
+                M = t.matrix(drawn)[self.lin]
+                Z = np.zeros((0, t.n), dtype=np.complex128)
+            else:
+                C = t.coefficients(drawn)
+                M, Z = np.abs(C[self.lin]), C[self.ph]
+        else:
+            assert self._coef is not None
+            M, Z = self._coef[0].copy(), self._coef[1].copy()
+            C = t.coefficients(drawn, cols)
+            M[:, cols] = np.abs(C[self.lin])
+            Z[:, cols] = C[self.ph]
+        self._coef_key, self._coef, self._coef_drawn = key, (M, Z), drawn.copy()
         return self._coef
 
     def system(
@@ -95,5 +115,9 @@ class SiteRows:
                 zb = kw["zb"]
                 kw.update(pairs=self.pairs, ulim=np.maximum(U, np.abs(zb[i]) - np.abs(zb[j])))
         rows = RowSystem.build(M, cap, **kw) if kw else RowSystem.linear(M, cap)
+        if self.ph.size:  # Z by column, once per drawn phases (systems taken from it inherit it)
+            if self._zcols_key != self._coef_key:
+                self._zcols_key, self._zcols = self._coef_key, rows.zcols
+            rows.__dict__["zcols"] = self._zcols
         self._key, self._rows = key, rows
         return rows

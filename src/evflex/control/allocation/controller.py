@@ -49,6 +49,11 @@ PROPORTIONAL_FLOOR_KWH = 1.0
 LOOK_AHEAD = 3
 #: Up to this many connectors, the admission order is sorted in plain Python.
 SMALL_ORDER = 64
+#: On a site of more than SMALL_ORDER connectors where a start or stop changed the admission
+#: this many calls in a row, the check is tried only every REKEY_EVERY-th call (see
+#: :meth:`AllocationController._restart_holds`).
+REKEY_FAILS = 2
+REKEY_EVERY = 8
 #: Headroom needed on every row before a one-phase connector goes back to three phases [A].
 BACK_TO_THREE_MARGIN_A = 1.0
 
@@ -139,6 +144,7 @@ class AllocationController:
         self._held_at = -np.inf
         self._ev_phases_seen = np.zeros(n, dtype=np.int64)
         self._drawn = self.modes.phases.copy()
+        self._rekey_fails = 0  # calls in a row where a start or stop changed the admission
 
     def _new_sessions(self, snap: SiteSnapshot, new: np.ndarray) -> None:
         self._key[new] = snap.session_key[new]
@@ -221,7 +227,7 @@ class AllocationController:
         if switched or np.count_nonzero(on & self.learning.phase_unknown):
             return float("-inf")
         t = snap.time_s
-        if started_or_stopped and not self._admission_holds(t, rekey=snap):
+        if started_or_stopped and not self._restart_holds(snap):
             return float("-inf")
         timers = [*self._timers, self._energy_timer(snap, on, current)]
         if self.modes.any:
@@ -252,6 +258,21 @@ class AllocationController:
         # the answer stands at steps 0..floor(this); NaN (energy not known): no end
         steps = float(np.fmin.reduce((snap.energy_remaining_kwh[idx] - need * (1.0 + 1e-9)) / (pilot_a * per_a)))
         return float("inf") if steps != steps else snap.time_s + snap.period_s * (math.floor(steps) + 0.5)
+
+    def _restart_holds(self, snap: SiteSnapshot) -> bool:
+        """Whether the admission holds in the ranks that this step's starts and stops give
+        (:meth:`_admission_holds`). Where that failed :data:`REKEY_FAILS` calls in a row on a
+        site of more than :data:`SMALL_ORDER` connectors (many EVs coming and going: the caller
+        asks again at the next step anyway), the costly check is tried only every
+        :data:`REKEY_EVERY`-th call and otherwise taken as failed, which is always safe."""
+        n = self._rekey_fails
+        large = self._admission is not None and self._admission[0].size > SMALL_ORDER
+        if large and n >= REKEY_FAILS and (n - REKEY_FAILS) % REKEY_EVERY != REKEY_EVERY - 1:
+            self._rekey_fails += 1
+            return False
+        holds = self._admission_holds(snap.time_s, rekey=snap)
+        self._rekey_fails = 0 if holds else n + 1
+        return holds
 
     def _rank_timers(self, on: np.ndarray, t: float, before: float) -> list[float]:
         """When, after ``t`` and before ``before``, a congested EV's rank changes: a lock

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evflex.control.allocation.rows import RowSystem
+from evflex.control.allocation.rows import RowSystem, column_entries
 from evflex.units import CURRENT_TOL_A
 
 #: Problems with at most this many (connector, row) pairs take the plain sequential path.
@@ -585,7 +585,10 @@ class _Lines:
     Candidates are numbered 0..n-1 in the order they are handled. For each candidate,
     ``lp[c]:lp[c+1]`` indexes its linear rows (``lr``) and coefficients (``la``); likewise
     ``pp``/``pr``/``pz`` for tracked phasor rows and ``qp``/``qu``/``qzi``/``qzj`` for pair
-    rows (with the candidate's coefficients in the pair's two phasor rows)."""
+    rows (with the candidate's coefficients in the pair's two phasor rows).
+
+    ``zmembers`` (the greedy's only) lists, per tracked phasor row whose magnitude can only
+    grow (:func:`_growing`), the candidates loading it: once it is full, they are blocked."""
 
     v: list  # linear row values
     lim: list
@@ -607,6 +610,27 @@ class _Lines:
     qu: list
     qzi: list
     qzj: list
+    zmembers: list
+
+
+#: A phasor row whose coefficients and value all lie within this angle of one direction only
+#: grows in magnitude as currents rise (any two of them are less than 90 degrees apart).
+_CONE_COS = math.cos(math.radians(40.0))
+
+
+def _growing(y0: np.ndarray, ci: np.ndarray, ri: np.ndarray, pz: np.ndarray, m: int) -> np.ndarray:
+    """Per phasor row (``m`` of them, values ``y0``, nonzero coefficients ``pz`` at rows
+    ``ri``): whether its magnitude can only grow when any of its currents rises, whatever the
+    others do: the coefficients and the value lie in a cone narrower than 90 degrees."""
+    u = pz / np.abs(pz)
+    a0 = np.abs(y0)
+    u0 = np.where(a0 > 0.0, y0 / np.where(a0 > 0.0, a0, 1.0), 0.0)
+    d = np.bincount(ri, u.real, m) + u0.real + 1j * (np.bincount(ri, u.imag, m) + u0.imag)
+    ad = np.abs(d)
+    d = np.where(ad > 0.0, d / np.where(ad > 0.0, ad, 1.0), 0.0)
+    cos = (u * d[ri].conj()).real
+    wide = np.bincount(ri, cos < _CONE_COS, m) > 0
+    return ~wide & (ad > 0.0) & ((a0 == 0.0) | ((u0 * d.conj()).real >= _CONE_COS))
 
 
 def _ptr(idx: np.ndarray, n: int) -> list:
@@ -660,11 +684,14 @@ def _lines(rows: RowSystem, x0: np.ndarray | None, cand: np.ndarray, give: np.nd
 
     mp = rows.Z.shape[0]
     if mp:
-        # candidate-major (n, mp): row gathers of Z.T, contiguous for Z as the rows build it
-        ZcT = rows.Z.T[cand]
+        # the candidates' nonzero coefficients, candidate-major, rows ascending
+        zptr, zrow, zcoef = rows.zcols
+        cptr, at = column_entries(zptr, cand)
+        ce = np.repeat(np.arange(n), np.diff(cptr))
+        re, ze = zrow[at], zcoef[at]
         y0 = rows.zb.copy() if x0 is None else rows.Z @ x0 + rows.zb
         m0 = np.abs(y0)
-        reach = give @ np.abs(ZcT)
+        reach = np.bincount(re, np.abs(ze) * give[ce], mp)
         room = rows.zlim - m0 if tol is None else rows.zlim + tol - m0
         check = reach > np.maximum(room, 0.0) if tol is None else reach > room
         tracked = check.copy()
@@ -680,18 +707,27 @@ def _lines(rows: RowSystem, x0: np.ndarray | None, cand: np.ndarray, give: np.nd
         tidx = np.flatnonzero(tracked)
         renum = np.full(mp, -1)
         renum[tidx] = np.arange(tidx.size)
-        ZtT = ZcT[:, tidx]
-        ci, ri = np.nonzero(ZtT)
-        pz = ZtT[ci, ri]
+        keep = tracked[re]
+        ci, ri, pz = ce[keep], renum[re[keep]], ze[keep]
         lp_pairs = pairs[live]
         ti, tj = renum[lp_pairs[:, 0]], renum[lp_pairs[:, 1]]
         if lp_pairs.shape[0]:
+            ZtT = np.zeros((n, tidx.size), dtype=np.complex128)
+            ZtT[ci, ri] = pz
             Zi, Zj = ZtT[:, ti], ZtT[:, tj]  # (n, live pairs)
             qc, qu = np.nonzero((Zi != 0) | (Zj != 0))
             qzi, qzj = (Zi[qc, qu].tolist(), Zj[qc, qu].tolist()) if tol is None else ([], [])
         else:
             qc = qu = np.zeros(0, dtype=np.int64)
             qzi = qzj = []
+        zmembers: list = []
+        if tol is None:  # the greedy: members of growing checked rows
+            grow = _growing(y0[tidx], ci, ri, pz, tidx.size) & check[tidx]
+            sel = grow[ri]
+            by_row = np.argsort(ri[sel], kind="stable")
+            mcl = ci[sel][by_row].tolist()
+            mptr = _ptr(ri[sel], tidx.size)
+            zmembers = [mcl[mptr[r] : mptr[r + 1]] if grow[r] else None for r in range(tidx.size)]
         lines_ph = (
             y0[tidx].tolist(),
             rows.zlim[tidx].tolist(),
@@ -706,9 +742,10 @@ def _lines(rows: RowSystem, x0: np.ndarray | None, cand: np.ndarray, give: np.nd
             qu.tolist(),
             qzi,
             qzj,
+            zmembers,
         )
     else:
-        lines_ph = ([], [], [], [0] * (n + 1), [], [], [], [], [], [0] * (n + 1), [], [], [])
+        lines_ph = ([], [], [], [0] * (n + 1), [], [], [], [], [], [0] * (n + 1), [], [], [], [])
     return _Lines(*lines_lin, *lines_ph)
 
 
@@ -839,10 +876,15 @@ def _greedy_steps(L: _Lines, give: list) -> list:
     v, lim, mono, lp, lr, la, members = L.v, L.lim, L.mono, L.lp, L.lr, L.la, L.members
     y, zlim, check, pp, pr, pz = L.y, L.zlim, L.check, L.pp, L.pr, L.pz
     pi, pj, ulim, qp, qu, qzi, qzj = L.pi, L.pj, L.ulim, L.qp, L.qu, L.qzi, L.qzj
+    zmembers = L.zmembers
     mag = [abs(yr) for yr in y]
     qai = [abs(z) for z in qzi]
     n = len(give)
     blocked = [False] * n
+    for r, ms in enumerate(zmembers):  # a growing row full from the start blocks its members
+        if ms is not None and zlim[r] - mag[r] <= _SLACK_A:
+            for m in ms:
+                blocked[m] = True
     out = [0.0] * n
     for c in range(n):
         if blocked[c]:
@@ -901,6 +943,9 @@ def _greedy_steps(L: _Lines, give: list) -> list:
             r = pr[q]
             y[r] += pz[q] * g
             mag[r] = abs(y[r])
+            if zlim[r] - mag[r] <= _SLACK_A and zmembers and zmembers[r] is not None:
+                for m in zmembers[r]:  # likewise a full growing phasor row
+                    blocked[m] = True
     return out
 
 

@@ -55,6 +55,16 @@ def _empty_kinds(k: int) -> tuple[np.ndarray, ...]:
     return arrays
 
 
+def column_entries(ptr: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For entries stored by column (column c at ``ptr[c]:ptr[c + 1]``), those of ``cols`` in
+    turn: their pointer array and the positions of their entries."""
+    lens = ptr[cols + 1] - ptr[cols]
+    ptr2 = np.zeros(len(cols) + 1, dtype=np.int64)
+    np.cumsum(lens, out=ptr2[1:])
+    at = np.arange(int(ptr2[-1]), dtype=np.int64) + np.repeat(ptr[cols] - ptr2[:-1], lens)
+    return ptr2, at
+
+
 @dataclass(frozen=True, eq=False)
 class RowSystem:
     """Every constraint row of one allocation over its k connectors (see the module docstring).
@@ -175,13 +185,22 @@ class RowSystem:
         ends = np.cumsum(sizes).tolist()
         return {kind: slice(e - s, e) for kind, s, e in zip(ROW_KINDS, sizes, ends)}
 
+    @functools.cached_property
+    def zcols(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``Z`` by column, nonzeros only: ``(ptr, row, coef)``, column c's entries at
+        ``ptr[c]:ptr[c + 1]``, rows ascending (computed once; :meth:`take` passes it on)."""
+        cj, r = np.nonzero(self.Z.T)
+        ptr = np.zeros(self.k + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cj, minlength=self.k), out=ptr[1:])
+        return ptr, r, self.Z.T[cj, r]
+
     # ------------------------------------------------------------------ derived systems
     def take(self, cols: np.ndarray) -> RowSystem:
         """The rows over a subset of the columns (int index or bool mask); the connectors left
         out are taken to draw nothing. Limits are unchanged."""
         if self.linear_only:
             return RowSystem.linear(self.M[:, cols], self.cap)
-        return RowSystem(
+        out = RowSystem(
             self.M[:, cols],
             self.cap,
             self.S[:, cols],
@@ -192,6 +211,12 @@ class RowSystem:
             self.pairs,
             self.ulim,
         )
+        if "zcols" in self.__dict__:  # the nonzeros of the columns taken, without a search
+            ptr, r, z = self.zcols
+            idx = np.flatnonzero(cols) if np.asarray(cols).dtype == bool else np.asarray(cols, dtype=np.int64)
+            ptr2, at = column_entries(ptr, idx)
+            out.__dict__["zcols"] = (ptr2, r[at], z[at])
+        return out
 
     def splice(self, mask: np.ndarray, other: RowSystem) -> RowSystem:
         """The columns where ``mask`` (bool, (k,)) is set replaced by ``other``'s (e.g. EVs tried

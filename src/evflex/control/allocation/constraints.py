@@ -115,9 +115,9 @@ class SiteRows:
                 zb = kw["zb"]
                 kw.update(pairs=self.pairs, ulim=np.maximum(U, np.abs(zb[i]) - np.abs(zb[j])))
         rows = RowSystem.build(M, cap, **kw) if kw else RowSystem.linear(M, cap)
-        if self.ph.size:  # Z by column, once per drawn phases (systems taken from it inherit it)
-            if self._zcols_key != self._coef_key:
-                self._zcols_key, self._zcols = self._coef_key, rows.zcols
-            rows.__dict__["zcols"] = self._zcols
+        if self.ph.size:  # Z by column and its cones, once per drawn phases (systems taken from it inherit it)
+            if self._zcols_key != self._coef_key or self._zcols is None:
+                self._zcols_key, self._zcols = self._coef_key, (rows.zcols, rows.zcone)
+            rows.__dict__["zcols"], rows.__dict__["zcone"] = self._zcols
         self._key, self._rows = key, rows
         return rows

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evflex.control.allocation.rows import RowSystem, column_entries
+from evflex.control.allocation.rows import CONE_COS, RowSystem, column_entries
 from evflex.units import CURRENT_TOL_A
 
 #: Problems with at most this many (connector, row) pairs take the plain sequential path.
@@ -520,6 +520,12 @@ def _pair_exit(yi: complex, zi: complex, yj: complex, zj: complex, bound: float,
         return _pair_bound(zi, yj, zj, a, b, fa, fb, ja, jb) <= hi
 
     hi = bound + _SLACK_A
+    if zj == 0.0:  # |yi + t zi| - |yj|: convex, so its first crossing is a quadratic's root
+        mj = abs(yj)
+        t = _quad_exit(yi, zi, bound + mj, t_max)
+        while t > 0.0 and abs(yi + t * zi) - mj > hi:
+            t *= 1.0 - 1e-9  # guard the root against rounding
+        return t
     res = _PAIR_RESOLUTION * (1.0 + t_max)
     f0, j0 = mags(0.0)
     f1, j1 = mags(t_max)
@@ -611,26 +617,20 @@ class _Lines:
     qzi: list
     qzj: list
     zmembers: list
+    qa: list  # the admission's pair entries instead (qp indexes them): row a, row b and the
+    qb: list  # limits of |y_a| - |y_b| (qt1) and |y_b| - |y_a| (qt2), inf where not live
+    qt1: list
+    qt2: list
 
 
-#: A phasor row whose coefficients and value all lie within this angle of one direction only
-#: grows in magnitude as currents rise (any two of them are less than 90 degrees apart).
-_CONE_COS = math.cos(math.radians(40.0))
-
-
-def _growing(y0: np.ndarray, ci: np.ndarray, ri: np.ndarray, pz: np.ndarray, m: int) -> np.ndarray:
-    """Per phasor row (``m`` of them, values ``y0``, nonzero coefficients ``pz`` at rows
-    ``ri``): whether its magnitude can only grow when any of its currents rises, whatever the
-    others do: the coefficients and the value lie in a cone narrower than 90 degrees."""
-    u = pz / np.abs(pz)
-    a0 = np.abs(y0)
-    u0 = np.where(a0 > 0.0, y0 / np.where(a0 > 0.0, a0, 1.0), 0.0)
-    d = np.bincount(ri, u.real, m) + u0.real + 1j * (np.bincount(ri, u.imag, m) + u0.imag)
-    ad = np.abs(d)
-    d = np.where(ad > 0.0, d / np.where(ad > 0.0, ad, 1.0), 0.0)
-    cos = (u * d[ri].conj()).real
-    wide = np.bincount(ri, cos < _CONE_COS, m) > 0
-    return ~wide & (ad > 0.0) & ((a0 == 0.0) | ((u0 * d.conj()).real >= _CONE_COS))
+def _growing(rows: RowSystem, tidx: np.ndarray, y0: np.ndarray) -> np.ndarray:
+    """Per tracked phasor row ``tidx`` (values ``y0``): whether its magnitude can only grow
+    when any of its currents rises, whatever the others do: its coefficients and its value
+    lie in a cone narrower than 90 degrees (:attr:`RowSystem.zcone`)."""
+    d, narrow = rows.zcone
+    d, a0 = d[tidx], np.abs(y0)
+    inside = (y0 * d.conj()).real >= CONE_COS * a0
+    return narrow[tidx] & inside
 
 
 def _ptr(idx: np.ndarray, n: int) -> list:
@@ -714,15 +714,28 @@ def _lines(rows: RowSystem, x0: np.ndarray | None, cand: np.ndarray, give: np.nd
         if lp_pairs.shape[0]:
             ZtT = np.zeros((n, tidx.size), dtype=np.complex128)
             ZtT[ci, ri] = pz
+        qa = qb = qt1 = qt2 = []
+        if lp_pairs.shape[0] and tol is None:
             Zi, Zj = ZtT[:, ti], ZtT[:, tj]  # (n, live pairs)
             qc, qu = np.nonzero((Zi != 0) | (Zj != 0))
-            qzi, qzj = (Zi[qc, qu].tolist(), Zj[qc, qu].tolist()) if tol is None else ([], [])
+            qzi, qzj = Zi[qc, qu].tolist(), Zj[qc, qu].tolist()
+        elif lp_pairs.shape[0]:  # the admission: one entry per row pair and its two directions
+            lo_r, hi_r = np.minimum(ti, tj), np.maximum(ti, tj)
+            keys, inv = np.unique(lo_r * tidx.size + hi_r, return_inverse=True)
+            ua, ub = keys // tidx.size, keys % tidx.size
+            t1, t2 = np.full(keys.size, np.inf), np.full(keys.size, np.inf)
+            fwd = ti == lo_r
+            ut_live = rows.ulim[live] + tol
+            t1[inv[fwd]], t2[inv[~fwd]] = ut_live[fwd], ut_live[~fwd]
+            qc, qu = np.nonzero((ZtT[:, ua] != 0) | (ZtT[:, ub] != 0))
+            qa, qb, qt1, qt2 = ua[qu].tolist(), ub[qu].tolist(), t1[qu].tolist(), t2[qu].tolist()
+            qzi = qzj = []
         else:
             qc = qu = np.zeros(0, dtype=np.int64)
             qzi = qzj = []
         zmembers: list = []
         if tol is None:  # the greedy: members of growing checked rows
-            grow = _growing(y0[tidx], ci, ri, pz, tidx.size) & check[tidx]
+            grow = _growing(rows, tidx, y0[tidx]) & check[tidx]
             sel = grow[ri]
             by_row = np.argsort(ri[sel], kind="stable")
             mcl = ci[sel][by_row].tolist()
@@ -743,9 +756,14 @@ def _lines(rows: RowSystem, x0: np.ndarray | None, cand: np.ndarray, give: np.nd
             qzi,
             qzj,
             zmembers,
+            qa,
+            qb,
+            qt1,
+            qt2,
         )
     else:
-        lines_ph = ([], [], [], [0] * (n + 1), [], [], [], [], [], [0] * (n + 1), [], [], [], [])
+        z = [0] * (n + 1)
+        lines_ph = ([], [], [], z, [], [], [], [], [], z, [], [], [], [], [], [], [], [])
     return _Lines(*lines_lin, *lines_ph)
 
 
@@ -783,10 +801,9 @@ def _admit_steps(L: _Lines, need: np.ndarray, tol: float) -> list:
     are computed once per row it loads: its pair rows then take differences of those."""
     v, lim, lp, lr, la = L.v, L.lim, L.lp, L.lr, L.la
     y, check, pp, pr = L.y, L.check, L.pp, L.pr
-    pi, pj, qp, qu = L.pi, L.pj, L.qp, L.qu
+    qp, qa, qb, qt1, qt2 = L.qp, L.qa, L.qb, L.qt1, L.qt2
     dz = (np.asarray(L.pz, dtype=np.complex128) * np.repeat(need, np.diff(L.pp))).tolist()
     zt = [z + tol for z in L.zlim]
-    ut = [u + tol for u in L.ulim]
     mag = [abs(t) for t in y]
     out = [False] * len(need)
     for c, nd in enumerate(need.tolist()):
@@ -813,12 +830,13 @@ def _admit_steps(L: _Lines, need: np.ndarray, tol: float) -> list:
                 mag[r] = after
             if ok:
                 for q in range(qp[c], qp[c + 1]):
-                    u = qu[q]
-                    i, j = pi[u], pj[u]
-                    after = mag[i] - mag[j]
-                    if after > ut[u]:
-                        before = abs(y[i]) - abs(y[j])
-                        if before <= ut[u] or after > before + _SLACK_A:
+                    d = mag[qa[q]] - mag[qb[q]]
+                    if d > qt1[q] or -d > qt2[q]:
+                        before = abs(y[qa[q]]) - abs(y[qb[q]])
+                        if d > qt1[q] and (before <= qt1[q] or d > before + _SLACK_A):
+                            ok = False
+                            break
+                        if -d > qt2[q] and (-before <= qt2[q] or before - d > _SLACK_A):
                             ok = False
                             break
             if not ok:

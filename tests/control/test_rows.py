@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from row_strategies import PHASE_UNIT, ll_injection, pn_injection, primary_rows, systems
 
-from evflex.control.allocation.rows import ROW_KINDS, RowSystem
+from evflex.control.allocation.rows import CONE_COS, ROW_KINDS, RowSystem, columns_replaced
 
 
 def test_two_line_to_line_evs_on_ab_and_ca_load_phase_a_by_the_phasor_sum():
@@ -87,6 +87,45 @@ def test_take_by_mask_equals_take_by_index_and_drops_columns(p, data):
     full = np.where(mask, lo, 0.0)
     assert np.allclose(a.excess(lo[idx]), rows.excess(full))
     assert np.allclose(b.excess(lo[idx]), rows.excess(full))
+
+
+def _dense(zcols, shape):
+    ptr, r, z = zcols
+    out = np.zeros(shape, dtype=np.complex128)
+    cols = np.repeat(np.arange(shape[1]), np.diff(ptr))
+    out[r, cols] = z
+    return out, cols
+
+
+@given(systems, st.data())
+def test_z_by_column_rebuilds_z_through_take_and_column_replacement(p, data):
+    rows, _, _, _ = p
+    Z = rows.Z
+    dense, cols = _dense(rows.zcols, Z.shape)
+    assert np.array_equal(dense, Z) and np.all(rows.zcols[2] != 0)
+    assert all(np.all(np.diff(rows.zcols[1][cols == c]) > 0) for c in range(rows.k))  # rows ascending
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=rows.k, max_size=rows.k)))
+    taken = rows.take(mask)  # passed on from the parent, not searched again
+    assert np.array_equal(_dense(taken.zcols, taken.Z.shape)[0], Z[:, mask])
+    # replace some columns (new patterns, zeros included) and compare with a fresh search
+    idx = np.flatnonzero(mask)
+    Zc = Z[:, idx][::-1] * np.where(np.arange(Z.shape[0])[:, None] % 2 == 0, 1.0, 0.0)
+    Z2 = Z.copy()
+    Z2[:, idx] = Zc
+    got = columns_replaced(rows.zcols, idx, Zc)
+    fresh = RowSystem.build(rows.M, rows.cap, Z=Z2, zlim=rows.zlim).zcols
+    assert all(np.array_equal(a, b) for a, b in zip(got, fresh))
+
+
+@given(systems)
+def test_a_narrow_cone_holds_every_coefficient_and_a_subset_inherits_it(p):
+    rows, _, _, _ = p
+    d, narrow = rows.zcone
+    for r in np.flatnonzero(narrow):
+        z = rows.Z[r][rows.Z[r] != 0]
+        assert np.all((z / np.abs(z) * np.conj(d[r])).real >= CONE_COS - 1e-12)
+    taken = rows.take(np.arange(rows.k) % 2 == 0)
+    assert taken.zcone[0] is d and taken.zcone[1] is narrow
 
 
 @given(systems, st.data())

@@ -20,7 +20,7 @@ import itertools
 
 import numpy as np
 
-from evflex.control.allocation.rows import RowSystem
+from evflex.control.allocation.rows import RowSystem, columns_replaced, phasor_cones
 from evflex.model.topology import Topology
 from evflex.units import N_PHASES
 
@@ -53,8 +53,18 @@ class SiteRows:
         self._coef_drawn: np.ndarray | None = None
         self._zcols_key: bytes | None = None
         self._zcols: tuple | None = None
+        self._zcone = self._cones() if self.ph.size else None
         self._key: tuple | None = None
         self._rows: RowSystem | None = None
+
+    def _cones(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`phasor_cones` over every phase count each connector may draw on: a row
+        narrow here is narrow whatever the EVs draw (so computed once)."""
+        t = self.topology
+        options = [np.minimum(t.charger_phases, d) for d in range(1, N_PHASES + 1)]
+        C = np.concatenate([t.coefficients(o)[self.ph] for o in options], axis=1)
+        r, _ = np.nonzero(C)
+        return phasor_cones(r, C[C != 0], self.ph.size)
 
     def _coefficients(self, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The linear and phasor coefficients for ``drawn``: from the last ones, where only a
@@ -79,6 +89,8 @@ class SiteRows:
             C = t.coefficients(drawn, cols)
             M[:, cols] = np.abs(C[self.lin])
             Z[:, cols] = C[self.ph]
+            if self._zcols is not None and self._zcols_key == self._coef_key:  # Z by column likewise
+                self._zcols_key, self._zcols = key, columns_replaced(self._zcols, cols, Z[:, cols])
         self._coef_key, self._coef, self._coef_drawn = key, (M, Z), drawn.copy()
         return self._coef
 
@@ -117,7 +129,7 @@ class SiteRows:
         rows = RowSystem.build(M, cap, **kw) if kw else RowSystem.linear(M, cap)
         if self.ph.size:  # Z by column and its cones, once per drawn phases (systems taken from it inherit it)
             if self._zcols_key != self._coef_key or self._zcols is None:
-                self._zcols_key, self._zcols = self._coef_key, (rows.zcols, rows.zcone)
-            rows.__dict__["zcols"], rows.__dict__["zcone"] = self._zcols
+                self._zcols_key, self._zcols = self._coef_key, rows.zcols
+            rows.__dict__["zcols"], rows.__dict__["zcone"] = self._zcols, self._zcone
         self._key, self._rows = key, rows
         return rows

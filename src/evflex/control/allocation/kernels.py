@@ -616,6 +616,7 @@ class _Lines:
     qu: list
     qzi: list
     qzj: list
+    qai: list  # |qzi|
     zmembers: list
     qa: list  # the admission's pair entries instead (qp indexes them): row a, row b and the
     qb: list  # limits of |y_a| - |y_b| (qt1) and |y_b| - |y_a| (qt2), inf where not live
@@ -714,11 +715,12 @@ def _lines(rows: RowSystem, x0: np.ndarray | None, cand: np.ndarray, give: np.nd
         if lp_pairs.shape[0]:
             ZtT = np.zeros((n, tidx.size), dtype=np.complex128)
             ZtT[ci, ri] = pz
-        qa = qb = qt1 = qt2 = []
+        qa = qb = qt1 = qt2 = qai = []
         if lp_pairs.shape[0] and tol is None:
             Zi, Zj = ZtT[:, ti], ZtT[:, tj]  # (n, live pairs)
             qc, qu = np.nonzero((Zi != 0) | (Zj != 0))
-            qzi, qzj = Zi[qc, qu].tolist(), Zj[qc, qu].tolist()
+            zi_q = Zi[qc, qu]
+            qzi, qzj, qai = zi_q.tolist(), Zj[qc, qu].tolist(), np.abs(zi_q).tolist()
         elif lp_pairs.shape[0]:  # the admission: one entry per row pair and its two directions
             lo_r, hi_r = np.minimum(ti, tj), np.maximum(ti, tj)
             keys, inv = np.unique(lo_r * tidx.size + hi_r, return_inverse=True)
@@ -755,6 +757,7 @@ def _lines(rows: RowSystem, x0: np.ndarray | None, cand: np.ndarray, give: np.nd
             qu.tolist(),
             qzi,
             qzj,
+            qai,
             zmembers,
             qa,
             qb,
@@ -763,7 +766,7 @@ def _lines(rows: RowSystem, x0: np.ndarray | None, cand: np.ndarray, give: np.nd
         )
     else:
         z = [0] * (n + 1)
-        lines_ph = ([], [], [], z, [], [], [], [], [], z, [], [], [], [], [], [], [], [])
+        lines_ph = ([], [], [], z, [], [], [], [], [], z, [], [], [], [], [], [], [], [], [])
     return _Lines(*lines_lin, *lines_ph)
 
 
@@ -896,7 +899,7 @@ def _greedy_steps(L: _Lines, give: list) -> list:
     pi, pj, ulim, qp, qu, qzi, qzj = L.pi, L.pj, L.ulim, L.qp, L.qu, L.qzi, L.qzj
     zmembers = L.zmembers
     mag = [abs(yr) for yr in y]
-    qai = [abs(z) for z in qzi]
+    qai = L.qai
     n = len(give)
     blocked = [False] * n
     for r, ms in enumerate(zmembers):  # a growing row full from the start blocks its members

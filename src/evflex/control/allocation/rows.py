@@ -62,6 +62,38 @@ CONE_DEG = 40.0
 CONE_COS = math.cos(math.radians(CONE_DEG))
 
 
+def phasor_cones(row: np.ndarray, coef: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """For ``m`` phasor rows with nonzero coefficients ``coef`` at rows ``row``: per row, a
+    unit direction ``d`` (the mean of its coefficients' directions) and whether every
+    coefficient lies within :data:`CONE_DEG` of it (no coefficient: False)."""
+    u = coef / np.abs(coef)
+    d = np.bincount(row, u.real, m) + 1j * np.bincount(row, u.imag, m)
+    ad = np.abs(d)
+    d = np.where(ad > 0.0, d / np.where(ad > 0.0, ad, 1.0), 0.0)
+    wide = np.bincount(row, (u * d[row].conj()).real < CONE_COS, m) > 0
+    return d, ~wide & (ad > 0.0)
+
+
+def columns_replaced(
+    zcols: tuple[np.ndarray, np.ndarray, np.ndarray], cols: np.ndarray, Zc: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:attr:`RowSystem.zcols` with the columns ``cols`` (distinct) replaced by those of ``Zc``
+    ((m, len(cols)) complex): the nonzeros of the others are moved, not searched again."""
+    ptr, r, z = zcols
+    j, nr = np.nonzero((Zc != 0).T.copy())
+    nz = Zc[nr, j]
+    new_ptr = np.zeros(len(cols) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(j, minlength=len(cols)), out=new_ptr[1:])
+    lens = np.diff(ptr)
+    lens[cols] = np.diff(new_ptr)
+    start = ptr[:-1].copy()
+    start[cols] = r.size + new_ptr[:-1]
+    ptr2 = np.zeros(ptr.size, dtype=np.int64)
+    np.cumsum(lens, out=ptr2[1:])
+    at = np.arange(int(ptr2[-1]), dtype=np.int64) + np.repeat(start - ptr2[:-1], lens)
+    return ptr2, np.concatenate([r, nr])[at], np.concatenate([z, nz])[at]
+
+
 def column_entries(ptr: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For entries stored by column (column c at ``ptr[c]:ptr[c + 1]``), those of ``cols`` in
     turn: their pointer array and the positions of their entries."""
@@ -203,17 +235,10 @@ class RowSystem:
 
     @functools.cached_property
     def zcone(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per phasor row, a unit direction ``d`` (the mean of its coefficients' directions)
-        and whether every coefficient lies within :data:`CONE_DEG` of it (no coefficient:
-        False). Holds for any subset of the columns too: :meth:`take` passes it on."""
+        """Per phasor row, :func:`phasor_cones` of its coefficients (holds for any subset of
+        the columns too: :meth:`take` passes it on)."""
         _, r, z = self.zcols
-        mp = self.Z.shape[0]
-        u = z / np.abs(z)
-        d = np.bincount(r, u.real, mp) + 1j * np.bincount(r, u.imag, mp)
-        ad = np.abs(d)
-        d = np.where(ad > 0.0, d / np.where(ad > 0.0, ad, 1.0), 0.0)
-        wide = np.bincount(r, (u * d[r].conj()).real < CONE_COS, mp) > 0
-        return d, ~wide & (ad > 0.0)
+        return phasor_cones(r, z, self.Z.shape[0])
 
     # ------------------------------------------------------------------ derived systems
     def take(self, cols: np.ndarray) -> RowSystem:

@@ -137,9 +137,13 @@ class Topology:
         """(m, n) complex: row r's current phasor is ``coefficients @ current_a`` (EVs only);
         with ``cols``, only those connectors' columns, (m, len(cols))."""
         w = self.injection(drawn_phases)
-        if cols is None:
-            return self.row_members * (self.row_kappa @ w.T)
-        return self.row_members[:, cols] * (self.row_kappa @ w[cols].T)
+        members = self.row_members
+        if cols is not None:
+            w, members = w[cols], members[:, cols]
+        # term by term, not a matrix product: a column comes out bit for bit the same whether
+        # computed alone or with the others (the controller updates columns in place)
+        k = self.row_kappa
+        return members * (k[:, 0:1] * w[:, 0] + k[:, 1:2] * w[:, 1] + k[:, 2:3] * w[:, 2])
 
     def base_coefficients(self) -> np.ndarray:
         """(m, 3) complex: row r's base-load phasor is ``base_coefficients @ base_a`` for the

@@ -28,6 +28,10 @@ from evflex.units import N_PHASES
 PHASE_PAIRS = tuple(itertools.permutations(range(N_PHASES), 2))
 
 
+#: One number per SiteRows: a system's key names its maker and the inputs it was built from.
+_TOKENS = itertools.count()
+
+
 class SiteRows:
     """Builds (and caches) the row system of a topology for a step's drawn phases, base load
     and limits."""
@@ -56,6 +60,7 @@ class SiteRows:
         self._zcone = self._cones() if self.ph.size else None
         self._key: tuple | None = None
         self._rows: RowSystem | None = None
+        self._token = next(_TOKENS)  # this instance's systems' keys are its own
 
     def _cones(self) -> tuple[np.ndarray, np.ndarray]:
         """:func:`phasor_cones` over every phase count each connector may draw on: a row
@@ -131,5 +136,5 @@ class SiteRows:
             if self._zcols_key != self._coef_key or self._zcols is None:
                 self._zcols_key, self._zcols = self._coef_key, rows.zcols
             rows.__dict__["zcols"], rows.__dict__["zcone"] = self._zcols, self._zcone
-        self._key, self._rows = key, rows
+        self._key, self._rows = key, rows.with_key(("site", self._token, key))
         return rows

@@ -739,7 +739,8 @@ def _lines(rows: RowSystem, x0: np.ndarray | None, cand: np.ndarray, give: np.nd
         if tol is None:  # the greedy: members of growing checked rows
             grow = _growing(rows, tidx, y0[tidx]) & check[tidx]
             sel = grow[ri]
-            by_row = np.argsort(ri[sel], kind="stable")
+            small = np.int16 if tidx.size < 2**15 else np.int64  # a radix sort for small ints
+            by_row = np.argsort(ri[sel].astype(small), kind="stable")
             mcl = ci[sel][by_row].tolist()
             mptr = _ptr(ri[sel], tidx.size)
             zmembers = [mcl[mptr[r] : mptr[r + 1]] if grow[r] else None for r in range(tidx.size)]

@@ -94,6 +94,16 @@ def columns_replaced(
     return ptr2, np.concatenate([r, nr])[at], np.concatenate([z, nz])[at]
 
 
+def _index(cols: np.ndarray) -> np.ndarray:
+    """Columns as int64 indices (from indices or a boolean mask)."""
+    cols = np.asarray(cols)
+    return np.flatnonzero(cols) if cols.dtype == bool else cols.astype(np.int64, copy=False)
+
+
+def _index_bytes(cols: np.ndarray) -> bytes:
+    return _index(cols).tobytes()
+
+
 def column_entries(ptr: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For entries stored by column (column c at ``ptr[c]:ptr[c + 1]``), those of ``cols`` in
     turn: their pointer array and the positions of their entries."""
@@ -240,12 +250,22 @@ class RowSystem:
         _, r, z = self.zcols
         return phasor_cones(r, z, self.Z.shape[0])
 
+    def with_key(self, key: tuple) -> RowSystem:
+        """This system, with ``key`` as its :meth:`key`: a small summary that its maker
+        guarantees to be unique to these arrays (e.g. the inputs it was built from)."""
+        self.__dict__["_key"] = key
+        return self
+
     # ------------------------------------------------------------------ derived systems
     def take(self, cols: np.ndarray) -> RowSystem:
         """The rows over a subset of the columns (int index or bool mask); the connectors left
         out are taken to draw nothing. Limits are unchanged."""
+        given = self.__dict__.get("_key")
         if self.linear_only:
-            return RowSystem.linear(self.M[:, cols], self.cap)
+            out = RowSystem.linear(self.M[:, cols], self.cap)
+            if given is not None:
+                out.with_key(("take", given, _index_bytes(cols)))
+            return out
         out = RowSystem(
             self.M[:, cols],
             self.cap,
@@ -257,9 +277,11 @@ class RowSystem:
             self.pairs,
             self.ulim,
         )
+        if given is not None:
+            out.with_key(("take", given, _index_bytes(cols)))
         if "zcols" in self.__dict__:  # the nonzeros of the columns taken, without a search
             ptr, r, z = self.zcols
-            idx = np.flatnonzero(cols) if np.asarray(cols).dtype == bool else np.asarray(cols, dtype=np.int64)
+            idx = _index(cols)
             ptr2, at = column_entries(ptr, idx)
             out.__dict__["zcols"] = (ptr2, r[at], z[at])
             out.__dict__["zcone"] = self.zcone  # a subset's coefficients lie in the same cones
@@ -361,7 +383,11 @@ class RowSystem:
         return bool(np.all(self.excess(x) <= tol))
 
     def key(self) -> tuple:
-        """A hashable summary of the whole system (for remembering a kernel's last call)."""
+        """A hashable summary of the whole system (for remembering a kernel's last call): the
+        one its maker gave (:meth:`with_key`; :meth:`take` extends it), else every array."""
+        given = self.__dict__.get("_key")
+        if given is not None:
+            return given
         return tuple(
             (a.shape, a.dtype.str, a.tobytes())
             for a in (self.M, self.cap, self.S, self.scap, self.Z, self.zb, self.zlim, self.pairs, self.ulim)

@@ -823,14 +823,12 @@ def _admit_steps(L: _Lines, need: np.ndarray, tol: float) -> list:
             continue
         a, b = pp[c], pp[c + 1]
         if a < b:
-            old = []  # the magnitudes replaced so far, restored if the candidate is refused
-            for q in range(a, b):
+            for q in range(a, b):  # the magnitudes after (restored from y if refused)
                 r = pr[q]
                 after = abs(y[r] + dz[q])
                 if check[r] and after > zt[r] and (mag[r] <= zt[r] or after > mag[r] + _SLACK_A):
                     ok = False
                     break
-                old.append(mag[r])
                 mag[r] = after
             if ok:
                 for q in range(qp[c], qp[c + 1]):
@@ -844,8 +842,9 @@ def _admit_steps(L: _Lines, need: np.ndarray, tol: float) -> list:
                             ok = False
                             break
             if not ok:
-                for q, m in zip(range(a, b), old):
-                    mag[pr[q]] = m
+                for q in range(a, b):
+                    r = pr[q]
+                    mag[r] = abs(y[r])
                 continue
             for q in range(a, b):
                 y[pr[q]] += dz[q]
@@ -901,6 +900,7 @@ def _greedy_steps(L: _Lines, give: list) -> list:
     zmembers = L.zmembers
     mag = [abs(yr) for yr in y]
     qai = L.qai
+    slack = _SLACK_A
     n = len(give)
     blocked = [False] * n
     for r, ms in enumerate(zmembers):  # a growing row full from the start blocks its members
@@ -938,11 +938,15 @@ def _greedy_steps(L: _Lines, give: list) -> list:
                     u = qu[q]
                     i, j = pi[u], pj[u]
                     yi, yj, zj = y[i], y[j], qzj[q]
-                    f0 = mag[i] - mag[j]
-                    bound = max(ulim[u], f0)
+                    mj = mag[j]
+                    f0 = mag[i] - mj
+                    bound = ulim[u]
+                    if f0 > bound:
+                        bound = f0
                     # quick: |yi + t zi| <= |yi| + t |zi|, |yj + t zj| >= |yj| + t * (yj . zj) / |yj| (t |zj| at 0)
-                    dj = (yj.real * zj.real + yj.imag * zj.imag) / mag[j] if mag[j] > 0.0 else abs(zj)
-                    if f0 + g * max(qai[q] - dj, 0.0) <= bound + _SLACK_A:
+                    dj = (yj.real * zj.real + yj.imag * zj.imag) / mj if mj > 0.0 else abs(zj)
+                    rise = qai[q] - dj
+                    if rise <= 0.0 or f0 + g * rise <= bound + slack:
                         continue
                     if f0 >= bound - _SLACK_A and mag[i] > 0.0:  # at its bound: stopped if pushed
                         zi = qzi[q]
@@ -963,9 +967,11 @@ def _greedy_steps(L: _Lines, give: list) -> list:
                     blocked[m] = True
         for q in range(pp[c], pp[c + 1]):
             r = pr[q]
-            y[r] += pz[q] * g
-            mag[r] = abs(y[r])
-            if zlim[r] - mag[r] <= _SLACK_A and zmembers and zmembers[r] is not None:
+            yr = y[r] + pz[q] * g
+            y[r] = yr
+            mr = abs(yr)
+            mag[r] = mr
+            if zlim[r] - mr <= slack and zmembers[r] is not None:
                 for m in zmembers[r]:  # likewise a full growing phasor row
                     blocked[m] = True
     return out

@@ -168,7 +168,8 @@ def bench_mixed(steps: int) -> None:
     )
     for strat in ("llf", "edf", "equal", "proportional"):
         best = step_times(topo, snaps, strat)
-        line(f"  one allocation step, {strat}, median", 1e3 * statistics.median(best), "ms", 5.0)
+        target = 5.0 if strat in ("llf", "edf") else None  # the floor is set on llf/edf (issues 2 and 5)
+        line(f"  one allocation step, {strat}, median", 1e3 * statistics.median(best), "ms", target)
         line(f"  one allocation step, {strat}, p95", 1e3 * float(np.percentile(best, 95)), "ms")
 
     def prof_run() -> None:

@@ -1,0 +1,176 @@
+"""A charging plan as a linear programme, built as sparse matrices and solved on HiGHS.
+
+What belongs here: the LP of one plan over a horizon, from arrays (sessions, steps, linear
+site rows), built without a Python loop over constraints (scipy.sparse), and its solution
+through highspy's own API. Nothing here reads files or knows the simulator or the
+controller: the planning strategies call it.
+
+Variables: ``x[s, t] >= 0``, the current of session s at step t [A], only while it is
+plugged in (``arrival_step[s] <= t < departure_step[s]``) and at most
+``max_current_a[s]``; and ``u[s]`` in ``[0, energy_kwh[s]]``, the energy session s is not
+given [kWh].
+
+Rows:
+- the site rows: ``sum_s coef_a[r, s] * x[s, t] <= cap_a[r, t]`` for every row r and step t
+  (``coef_a`` as the real-time layer's linear rows see the session's EV: A of row per A of
+  set-point; ``cap_a`` the limit less the base load, negative values taken as 0);
+- energy: ``sum_t kw_per_a[s] * period_h * x[s, t] + u[s] == energy_kwh[s]``: never more
+  than asked, the rest reported as shortfall.
+
+Objective [EUR]: the energy bought at ``price_eur_per_kwh[t]``, the shortfall at
+``shortfall_eur_per_kwh`` (large: serve first, then save), and a tie-break of
+``early_eur_per_kwh`` per kWh and step of delay (charge earlier when it costs the same).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+#: Default penalty on energy not served [EUR/kWh]: above any price, so serving comes first.
+SHORTFALL_EUR_PER_KWH = 1000.0
+#: Default tie-break for charging earlier [EUR/kWh per step of delay].
+EARLY_EUR_PER_KWH = 1e-6
+
+
+@dataclass(frozen=True)
+class ChargingLP:
+    """The inputs of one plan (S sessions, T steps, R site rows), as arrays."""
+
+    period_h: float
+    arrival_step: np.ndarray  # (S,) int, first step plugged in
+    departure_step: np.ndarray  # (S,) int, first step gone (exclusive)
+    energy_kwh: np.ndarray  # (S,) energy asked
+    max_current_a: np.ndarray  # (S,) per-phase ceiling
+    kw_per_a: np.ndarray  # (S,) power per ampere of set-point [kW/A] (phases x voltage / 1000)
+    coef_a: np.ndarray  # (R, S) row current per ampere of set-point
+    cap_a: np.ndarray  # (R, T) row limit less base load [A]
+    price_eur_per_kwh: np.ndarray  # (T,)
+    shortfall_eur_per_kwh: float = SHORTFALL_EUR_PER_KWH
+    early_eur_per_kwh: float = EARLY_EUR_PER_KWH
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(sessions, steps, rows)."""
+        return len(self.energy_kwh), self.cap_a.shape[1], self.cap_a.shape[0]
+
+    def problems(self) -> list[str]:
+        """What is wrong with the inputs, one line each (empty: fine)."""
+        S, T, R = self.shape
+        out = []
+        for name, a, shape in (
+            ("arrival_step", self.arrival_step, (S,)),
+            ("departure_step", self.departure_step, (S,)),
+            ("max_current_a", self.max_current_a, (S,)),
+            ("kw_per_a", self.kw_per_a, (S,)),
+            ("coef_a", self.coef_a, (R, S)),
+            ("price_eur_per_kwh", self.price_eur_per_kwh, (T,)),
+        ):
+            if np.shape(a) != shape:
+                out.append(f"{name}: shape {np.shape(a)}, expected {shape}")
+        if out:
+            return out
+        if not self.period_h > 0:
+            out.append(f"period_h: {self.period_h} is not positive")
+        for name, a in (("energy_kwh", self.energy_kwh), ("max_current_a", self.max_current_a)):
+            if np.any(~np.isfinite(a)) or np.any(a < 0):
+                out.append(f"{name}: values must be finite and >= 0")
+        if np.any(self.kw_per_a <= 0):
+            out.append("kw_per_a: values must be > 0")
+        if np.any(self.arrival_step > self.departure_step):
+            out.append("arrival_step: after departure_step for some sessions")
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A solved plan: set-points per session and step, what is not served, how it went."""
+
+    current_a: np.ndarray  # (S, T)
+    shortfall_kwh: np.ndarray  # (S,)
+    status: str  # HiGHS model status, e.g. "Optimal"
+    objective_eur: float
+    energy_cost_eur: float
+    solve_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "Optimal"
+
+
+def _variables(lp: ChargingLP) -> tuple[np.ndarray, np.ndarray]:
+    """The (session, step) of every current variable, session-major."""
+    S, T, _ = lp.shape
+    a = np.clip(lp.arrival_step, 0, T).astype(np.int64)
+    d = np.clip(lp.departure_step, 0, T).astype(np.int64)
+    n = np.maximum(d - a, 0)
+    s = np.repeat(np.arange(S), n)
+    start = np.cumsum(n) - n
+    t = np.arange(int(n.sum())) - np.repeat(start, n) + np.repeat(a, n)
+    return s, t
+
+
+def build(lp: ChargingLP) -> tuple[highspy.HighsLp, np.ndarray, np.ndarray]:
+    """The HiGHS model of ``lp`` and the (session, step) of its current variables (columns
+    0..K-1; the shortfalls follow, one per session)."""
+    bad = lp.problems()
+    if bad:
+        raise ValueError("; ".join(bad))
+    S, T, R = lp.shape
+    s, t = _variables(lp)
+    K = s.size
+    kwh_per_a = lp.kw_per_a[s] * lp.period_h  # energy of 1 A over one step [kWh]
+    # site rows r * T + t
+    C = lp.coef_a[:, s]  # (R, K)
+    rr, kk = np.nonzero(C)
+    site = sp.coo_matrix((C[rr, kk], (rr * T + t[kk], kk)), shape=(R * T, K + S))
+    # energy rows, one per session: its currents and its shortfall
+    energy = sp.coo_matrix(
+        (np.concatenate([kwh_per_a, np.ones(S)]), (np.concatenate([s, np.arange(S)]), np.arange(K + S))),
+        shape=(S, K + S),
+    )
+    A = sp.vstack([site, energy]).tocsc()
+    model = highspy.HighsLp()
+    model.num_col_ = K + S
+    model.num_row_ = R * T + S
+    cost = lp.price_eur_per_kwh[t] * kwh_per_a + lp.early_eur_per_kwh * kwh_per_a * t
+    model.col_cost_ = np.concatenate([cost, np.full(S, lp.shortfall_eur_per_kwh)])
+    model.col_lower_ = np.zeros(K + S)
+    model.col_upper_ = np.concatenate([lp.max_current_a[s], lp.energy_kwh]).astype(np.float64)
+    model.row_lower_ = np.concatenate([np.full(R * T, -highspy.kHighsInf), lp.energy_kwh])
+    model.row_upper_ = np.concatenate([np.maximum(lp.cap_a, 0.0).ravel(), lp.energy_kwh])
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.start_ = A.indptr
+    model.a_matrix_.index_ = A.indices
+    model.a_matrix_.value_ = A.data
+    return model, s, t
+
+
+def solve_plan(lp: ChargingLP, time_limit_s: float = 10.0) -> Plan:
+    """Build and solve ``lp`` on HiGHS within ``time_limit_s``. A plan that is not optimal
+    (time limit, numerical trouble) comes back with its status and zero currents: the caller
+    falls back to the real-time heuristic."""
+    t0 = time.perf_counter()
+    model, s, t = build(lp)
+    S, T, _ = lp.shape
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.passModel(model)
+    h.run()
+    status = h.modelStatusToString(h.getModelStatus())
+    current = np.zeros((S, T))
+    shortfall = lp.energy_kwh.astype(np.float64).copy()
+    objective = float("nan")
+    energy_cost = 0.0
+    if status == "Optimal":
+        x = np.asarray(h.getSolution().col_value)
+        current[s, t] = np.clip(x[: s.size], 0.0, lp.max_current_a[s])
+        shortfall = np.clip(x[s.size :], 0.0, None)
+        objective = float(h.getInfo().objective_function_value)
+        energy_cost = float(np.sum(lp.price_eur_per_kwh[t] * lp.kw_per_a[s] * lp.period_h * current[s, t]))
+    return Plan(current, shortfall, status, objective, energy_cost, time.perf_counter() - t0)

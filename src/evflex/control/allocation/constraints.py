@@ -16,6 +16,7 @@ on, so the unbalance holds whatever the EV turns out to be.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -55,14 +56,13 @@ class SiteRows:
         self._coef_key: bytes | None = None
         self._coef: tuple[np.ndarray, np.ndarray] | None = None
         self._coef_drawn: np.ndarray | None = None
-        self._zcols_key: bytes | None = None
-        self._zcols: tuple | None = None
-        self._zcone = self._cones() if self.ph.size else None
+        self._zcols: tuple | None = None  # Z by column of the coefficients _coef
         self._key: tuple | None = None
         self._rows: RowSystem | None = None
         self._token = next(_TOKENS)  # this instance's systems' keys are its own
 
-    def _cones(self) -> tuple[np.ndarray, np.ndarray]:
+    @functools.cached_property
+    def _zcone(self) -> tuple[np.ndarray, np.ndarray]:
         """:func:`phasor_cones` over every phase count each connector may draw on: a row
         narrow here is narrow whatever the EVs draw (so computed once)."""
         t = self.topology
@@ -79,23 +79,20 @@ class SiteRows:
         if key == self._coef_key and self._coef is not None:
             return self._coef
         t = self.topology
-        before = self._coef_drawn
-        cols = None if before is None else np.flatnonzero(drawn != before)
-        if t.all_linear or cols is None or cols.size > t.n // 8:
-            if t.all_linear:
-                M = t.matrix(drawn)[self.lin]
-                Z = np.zeros((0, t.n), dtype=np.complex128)
-            else:
-                C = t.coefficients(drawn)
-                M, Z = np.abs(C[self.lin]), C[self.ph]
+        zcols, self._zcols = self._zcols, None  # Z by column belongs to the coefficients
+        cols = None if self._coef_drawn is None else np.flatnonzero(drawn != self._coef_drawn)
+        if t.all_linear:
+            M, Z = t.matrix(drawn)[self.lin], np.zeros((0, t.n), dtype=np.complex128)
+        elif cols is None or cols.size > t.n // 8 or self._coef is None:
+            C = t.coefficients(drawn)
+            M, Z = np.abs(C[self.lin]), C[self.ph]
         else:
-            assert self._coef is not None
             M, Z = self._coef[0].copy(), self._coef[1].copy()
             C = t.coefficients(drawn, cols)
             M[:, cols] = np.abs(C[self.lin])
             Z[:, cols] = C[self.ph]
-            if self._zcols is not None and self._zcols_key == self._coef_key:  # Z by column likewise
-                self._zcols_key, self._zcols = key, columns_replaced(self._zcols, cols, Z[:, cols])
+            if zcols is not None:  # likewise by column
+                self._zcols = columns_replaced(zcols, cols, Z[:, cols])
         self._coef_key, self._coef, self._coef_drawn = key, (M, Z), drawn.copy()
         return self._coef
 
@@ -132,9 +129,9 @@ class SiteRows:
                 zb = kw["zb"]
                 kw.update(pairs=self.pairs, ulim=np.maximum(U, np.abs(zb[i]) - np.abs(zb[j])))
         rows = RowSystem.build(M, cap, **kw) if kw else RowSystem.linear(M, cap)
-        if self.ph.size:  # Z by column and its cones, once per drawn phases (systems taken from it inherit it)
-            if self._zcols_key != self._coef_key or self._zcols is None:
-                self._zcols_key, self._zcols = self._coef_key, rows.zcols
-            rows.__dict__["zcols"], rows.__dict__["zcone"] = self._zcols, self._zcone
-        self._key, self._rows = key, rows.with_key(("site", self._token, key))
+        if self.ph.size:  # Z by column, once per coefficients, and the cones (systems taken inherit them)
+            if self._zcols is None:
+                self._zcols = rows.zcols
+            rows.known(zcols=self._zcols, zcone=self._zcone)
+        self._key, self._rows = key, rows.known(key=("site", self._token, key))
         return rows

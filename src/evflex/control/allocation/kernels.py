@@ -904,7 +904,7 @@ def _greedy_steps(L: _Lines, give: list) -> list:
     n = len(give)
     blocked = [False] * n
     for r, ms in enumerate(zmembers):  # a growing row full from the start blocks its members
-        if ms is not None and zlim[r] - mag[r] <= _SLACK_A:
+        if ms is not None and zlim[r] - mag[r] <= slack:
             for m in ms:
                 blocked[m] = True
     out = [0.0] * n

@@ -74,6 +74,20 @@ def phasor_cones(row: np.ndarray, coef: np.ndarray, m: int) -> tuple[np.ndarray,
     return d, ~wide & (ad > 0.0)
 
 
+def _segments(start: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segments ``start[i]:start[i] + lens[i]`` of a flat array, one after the other: their
+    pointer array and the positions of their entries."""
+    ptr = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=ptr[1:])
+    return ptr, np.arange(int(ptr[-1]), dtype=np.int64) + np.repeat(start - ptr[:-1], lens)
+
+
+def column_entries(ptr: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For entries stored by column (column c at ``ptr[c]:ptr[c + 1]``), those of ``cols`` in
+    turn: their pointer array and the positions of their entries."""
+    return _segments(ptr[cols], ptr[cols + 1] - ptr[cols])
+
+
 def columns_replaced(
     zcols: tuple[np.ndarray, np.ndarray, np.ndarray], cols: np.ndarray, Zc: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,37 +95,18 @@ def columns_replaced(
     ((m, len(cols)) complex): the nonzeros of the others are moved, not searched again."""
     ptr, r, z = zcols
     j, nr = np.nonzero((Zc != 0).T.copy())
-    nz = Zc[nr, j]
-    new_ptr = np.zeros(len(cols) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(j, minlength=len(cols)), out=new_ptr[1:])
-    lens = np.diff(ptr)
-    lens[cols] = np.diff(new_ptr)
-    start = ptr[:-1].copy()
-    start[cols] = r.size + new_ptr[:-1]
-    ptr2 = np.zeros(ptr.size, dtype=np.int64)
-    np.cumsum(lens, out=ptr2[1:])
-    at = np.arange(int(ptr2[-1]), dtype=np.int64) + np.repeat(start - ptr2[:-1], lens)
-    return ptr2, np.concatenate([r, nr])[at], np.concatenate([z, nz])[at]
+    new_lens = np.bincount(j, minlength=len(cols))
+    lens, start = np.diff(ptr), ptr[:-1].copy()
+    lens[cols] = new_lens
+    start[cols] = r.size + np.cumsum(new_lens) - new_lens  # the new entries follow the old
+    ptr2, at = _segments(start, lens)
+    return ptr2, np.concatenate([r, nr])[at], np.concatenate([z, Zc[nr, j]])[at]
 
 
 def _index(cols: np.ndarray) -> np.ndarray:
     """Columns as int64 indices (from indices or a boolean mask)."""
     cols = np.asarray(cols)
     return np.flatnonzero(cols) if cols.dtype == bool else cols.astype(np.int64, copy=False)
-
-
-def _index_bytes(cols: np.ndarray) -> bytes:
-    return _index(cols).tobytes()
-
-
-def column_entries(ptr: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For entries stored by column (column c at ``ptr[c]:ptr[c + 1]``), those of ``cols`` in
-    turn: their pointer array and the positions of their entries."""
-    lens = ptr[cols + 1] - ptr[cols]
-    ptr2 = np.zeros(len(cols) + 1, dtype=np.int64)
-    np.cumsum(lens, out=ptr2[1:])
-    at = np.arange(int(ptr2[-1]), dtype=np.int64) + np.repeat(ptr[cols] - ptr2[:-1], lens)
-    return ptr2, at
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,42 +245,43 @@ class RowSystem:
         _, r, z = self.zcols
         return phasor_cones(r, z, self.Z.shape[0])
 
-    def with_key(self, key: tuple) -> RowSystem:
-        """This system, with ``key`` as its :meth:`key`: a small summary that its maker
-        guarantees to be unique to these arrays (e.g. the inputs it was built from)."""
-        self.__dict__["_key"] = key
+    def known(self, key: tuple | None = None, zcols: tuple | None = None, zcone: tuple | None = None) -> RowSystem:
+        """This system, given what its maker already knows of it: ``key`` as its :meth:`key`
+        (a small summary that the maker guarantees unique to these arrays, e.g. the inputs it
+        was built from), :attr:`zcols` and :attr:`zcone` (not computed again)."""
+        for name, value in (("_key", key), ("zcols", zcols), ("zcone", zcone)):
+            if value is not None:
+                self.__dict__[name] = value
         return self
 
     # ------------------------------------------------------------------ derived systems
     def take(self, cols: np.ndarray) -> RowSystem:
         """The rows over a subset of the columns (int index or bool mask); the connectors left
         out are taken to draw nothing. Limits are unchanged."""
-        given = self.__dict__.get("_key")
         if self.linear_only:
             out = RowSystem.linear(self.M[:, cols], self.cap)
-            if given is not None:
-                out.with_key(("take", given, _index_bytes(cols)))
+        else:
+            out = RowSystem(
+                self.M[:, cols],
+                self.cap,
+                self.S[:, cols],
+                self.scap,
+                self.Z[:, cols],
+                self.zb,
+                self.zlim,
+                self.pairs,
+                self.ulim,
+            )
+        given = self.__dict__.get("_key")
+        if given is None and "zcols" not in self.__dict__:
             return out
-        out = RowSystem(
-            self.M[:, cols],
-            self.cap,
-            self.S[:, cols],
-            self.scap,
-            self.Z[:, cols],
-            self.zb,
-            self.zlim,
-            self.pairs,
-            self.ulim,
-        )
-        if given is not None:
-            out.with_key(("take", given, _index_bytes(cols)))
+        idx = _index(cols)
         if "zcols" in self.__dict__:  # the nonzeros of the columns taken, without a search
             ptr, r, z = self.zcols
-            idx = _index(cols)
             ptr2, at = column_entries(ptr, idx)
-            out.__dict__["zcols"] = (ptr2, r[at], z[at])
-            out.__dict__["zcone"] = self.zcone  # a subset's coefficients lie in the same cones
-        return out
+            # a subset's coefficients lie in the same cones
+            out.known(zcols=(ptr2, r[at], z[at]), zcone=self.zcone)
+        return out.known(key=None if given is None else ("take", given, idx.tobytes()))
 
     def splice(self, mask: np.ndarray, other: RowSystem) -> RowSystem:
         """The columns where ``mask`` (bool, (k,)) is set replaced by ``other``'s (e.g. EVs tried
@@ -384,7 +380,7 @@ class RowSystem:
 
     def key(self) -> tuple:
         """A hashable summary of the whole system (for remembering a kernel's last call): the
-        one its maker gave (:meth:`with_key`; :meth:`take` extends it), else every array."""
+        one its maker gave (:meth:`known`; :meth:`take` extends it), else every array."""
         given = self.__dict__.get("_key")
         if given is not None:
             return given

@@ -164,7 +164,7 @@ def solve_plan(lp: ChargingLP, time_limit_s: float = 10.0) -> Plan:
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     current = np.zeros((S, T))
-    shortfall = lp.energy_kwh.astype(np.float64).copy()
+    shortfall = lp.energy_kwh.astype(np.float64)
     objective = float("nan")
     energy_cost = 0.0
     if status == "Optimal":

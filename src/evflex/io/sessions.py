@@ -209,7 +209,7 @@ def parse_sessions(df: pd.DataFrame, topology: Topology, source: str = "sessions
         ic = int(np.argmax(capped))
         warn(
             f"{source}:{lines[ic]}: energy_kwh={energy[ic]:g} is more than the battery can take "
-            f"({room[ic]:.2f} kWh); {int(capped.sum())} session(s) capped to their battery room"
+            f"({room[ic]:.6g} kWh); {int(capped.sum())} session(s) capped to their battery room"
         )
     return SessionTable.build(
         sid.to_numpy(dtype=object),
@@ -323,9 +323,24 @@ def sessions_as_text(df: pd.DataFrame, decimals: int | None = None) -> pd.DataFr
         elif col == "v2g":
             out[col] = np.where(v.astype(bool), "true", "false")
         else:
-            vals = v.round(decimals) if decimals is not None and v.dtype.kind == "f" else v
+            vals = _rounded(col, v, decimals) if decimals is not None and v.dtype.kind == "f" else v
             out[col] = ["" if (isinstance(x, float) and np.isnan(x)) else str(x) for x in vals]
     return out
+
+
+#: Columns rounded down (up) when written, so that an energy within the battery room
+#: ``(1 - soc_arrival) * battery_kwh / efficiency`` stays within the room read back.
+_ROUNDED_DOWN = ("energy_kwh", "declared_energy_kwh", "soc_arrival", "efficiency")
+_ROUNDED_UP = ("battery_kwh",)
+
+
+def _rounded(col: str, v: pd.Series, decimals: int) -> pd.Series:
+    scale = 10.0**decimals
+    if col in _ROUNDED_DOWN:
+        return np.floor(v * scale) / scale
+    if col in _ROUNDED_UP:
+        return np.ceil(v * scale) / scale
+    return v.round(decimals)
 
 
 def write_sessions_csv(df: pd.DataFrame, path: str | Path) -> Path:

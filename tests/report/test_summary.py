@@ -93,3 +93,11 @@ def test_notices_of_several_runs_are_said_once():
     assert lines[0].startswith("the base load alone")  # every run: no prefix
     assert lines[1].startswith("llf: no EV can charge")
     assert grouped_notices(runs)[1][0] == ["llf"] and grouped_notices(runs[:1])[0][0] is None
+
+
+def test_an_unbalance_beyond_its_limit_is_said_with_its_extent():
+    run = {**KPIS, "max_unbalance_a": 20.0, "unbalance_violation_steps": 166, "phase_unbalance_max_a": 41.012}
+    (text,) = notices(run)
+    assert text == "the phase currents were more than max_unbalance_a = 20 A apart on 166 steps (up to 41.0 A)"
+    assert notices({**run, "unbalance_violation_steps": 0}) == []
+    assert notices({**run, "max_unbalance_a": None}) == []  # no limit declared: nothing to say

@@ -1,6 +1,6 @@
 """What a user must read first about a run, as plain text: the columns of the compact
 summary table and the notices that explain a surprising result (a base load above the
-limit, no EV able to charge).
+limit, no EV able to charge, an unbalance beyond its limit).
 
 Pure functions on KPI dicts, with nothing heavier than the standard library imported, so
 the command line and both HTML reports share one wording. KPIs are read defensively: a key
@@ -76,8 +76,11 @@ def notices(kpis: Mapping) -> list[str]:
       drawing on those phases at 0 A meanwhile.
     - ``no_ev_can_charge`` true: the limit leaves less than the minimum charging current at
       every step, which explains an energy served of zero under control.
+    - ``unbalance_violation_steps > 0``: the phase currents at the connection were further
+      apart than ``max_unbalance_a`` (the controller holds its set-points within it; EVs
+      drawing less than they are given can still widen it).
 
-    The wording does not depend on the strategy, so a comparison says each notice once.
+    The first two do not depend on the strategy, so a comparison says each once.
     """
     out = []
     steps = kpis.get("base_load_over_limit_steps")
@@ -93,6 +96,13 @@ def notices(kpis: Mapping) -> list[str]:
         out.append(
             "no EV can charge within the limit: it leaves less than the minimum charging current at every step, "
             "so controlled strategies deliver nothing"
+        )
+    unb, cap, worst = (kpis.get(k) for k in ("unbalance_violation_steps", "max_unbalance_a", "phase_unbalance_max_a"))
+    if _is_number(unb) and _is_number(cap) and _is_number(worst) and float(unb) > 0:
+        n = round(float(unb))
+        out.append(
+            f"the phase currents were more than max_unbalance_a = {float(cap):g} A apart on {n:,} "
+            f"step{'s' if n != 1 else ''} (up to {float(worst):.1f} A)"
         )
     return out
 

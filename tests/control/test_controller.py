@@ -208,6 +208,23 @@ def test_known_ev_limit_is_used():
     assert sp.tolist() == [10.0, 16.0]
 
 
+def test_a_known_ev_limit_still_learns_a_tapering_battery():
+    # both EVs are known to take 16 A; EV 0's battery tapers to 7 A: the meters show it and
+    # its share goes to the other under a tighter limit (the taper is not in any rating)
+    topo = compile_topology(one_row_site(32.0, 2))
+    ctrl = make_controller(topo, "equal")
+    known = np.array([16.0, 16.0])
+    t = 1.7e9
+    assert np.allclose(ctrl.step(snapshot(topo, t=t, ev_max_current_a=known)).current_a, 16.0)
+    meas = np.zeros((2, 3))
+    meas[0], meas[1] = 7.0, 16.0
+    lim = topo.row_limit_a.copy()
+    lim[:3] = 20.0
+    sp = ctrl.step(snapshot(topo, t=t + 60, measured=meas, row_limit_a=lim, ev_max_current_a=known))
+    assert sp.current_a[0] < 8.0 and sp.current_a[1] >= 12.0 - 1e-9
+    assert sp.reading_floor_a[1] == pytest.approx(sp.current_a[1] - 1.0)  # a reading below asks again
+
+
 def test_no_current_beyond_the_request():
     topo = compile_topology(one_row_site(100.0, 2))
     sp = make_controller(topo, "edf").step(snapshot(topo, energy_remaining_kwh=np.array([0.0, 0.05]))).current_a

@@ -209,7 +209,7 @@ class AllocationController:
     def _floor(self, snap: SiteSnapshot) -> np.ndarray:
         """Readings below which the meters would teach the controller something (its EV
         limit learning): the set-point less the learning threshold, where it learns."""
-        learns = (self._sp > 0) & np.isnan(snap.ev_max_current_a) & self.learning.enabled
+        learns = (self._sp > 0) & self.learning.enabled
         return np.where(learns, self._sp - self.learning.threshold_a, -np.inf)
 
     def _valid_until(self, snap: SiteSnapshot, current: np.ndarray, started_or_stopped: bool, switched: bool) -> float:

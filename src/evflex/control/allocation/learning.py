@@ -6,7 +6,8 @@ effect: its activation delay and a full ramp after it was sent, and for a rise a
 every decrease sent with it has settled (chargers raise only once the others are down), and
 after a phase switch's pause. A charger still ramping, or held back while others ramp down, is
 not at the EV's limit. An EV drawing clearly less than a settled set-point is at its own limit
-(learned as what it draws plus half the threshold); a learned limit is forgotten after
+(learned as what it draws plus half the threshold), a known EV limit included: a battery
+tapering near full draws less than any rating says; a learned limit is forgotten after
 ``reprobe_s`` so the EV can show it takes more. An EV whose phases are unknown is assumed to
 draw on all of its charger's phases until a settled reading shows fewer.
 """
@@ -88,7 +89,6 @@ class EvLearning:
             return False
         limited = steady & (drawn < setpoint_a - self.threshold_a)
         if np.count_nonzero(limited):
-            limited &= np.isnan(snap.ev_max_current_a)
             self.max_a[limited] = drawn[limited] + 0.5 * self.threshold_a[limited]
             self.learned_at[limited] = t
             self._update_next_forget()

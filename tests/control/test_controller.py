@@ -225,6 +225,32 @@ def test_a_known_ev_limit_still_learns_a_tapering_battery():
     assert sp.reading_floor_a[1] == pytest.approx(sp.current_a[1] - 1.0)  # a reading below asks again
 
 
+def test_a_learned_limit_is_tested_with_room_nobody_else_wants():
+    topo = compile_topology(one_row_site(20.0, 2))
+    ctrl = make_controller(topo, "edf")  # EV 0 first
+    t = 1.7e9
+
+    def step(dt, drawn, limit=20.0):
+        lim = topo.row_limit_a.copy()
+        lim[:3] = limit
+        meas = np.repeat(np.asarray(drawn, dtype=float)[:, None], 3, axis=1)
+        return ctrl.step(snapshot(topo, t=t + dt, measured=meas, row_limit_a=lim)).current_a
+
+    assert step(0, [0.0, 0.0]) == pytest.approx([14.0, 6.0])
+    assert step(60, [7.0, 6.0]) == pytest.approx([7.5, 12.5])  # EV 0 takes only 7 A: learned
+    # its limit is due for a test: it may not take the other's share back to see
+    assert step(60 + 900, [7.0, 12.5]) == pytest.approx([7.5, 12.5])
+    assert ctrl.learning.probing[0]
+    # room nobody else wants: EV 0 is offered it, takes it all, and is limited no more
+    assert step(60 + 960, [7.0, 12.5], limit=40.0) == pytest.approx([16.0, 16.0])
+    step(60 + 1020, [16.0, 16.0], limit=40.0)
+    assert not ctrl.learning.probing[0] and ctrl.learning.max_a[0] == np.inf
+    assert step(60 + 1080, [16.0, 16.0]) == pytest.approx([14.0, 6.0])
+    # a test that shows the same limit learns it afresh
+    step(60 + 1140, [7.0, 6.0])
+    assert ctrl.learning.max_a[0] == pytest.approx(7.5) and not ctrl.learning.probing[0]
+
+
 def test_no_current_beyond_the_request():
     topo = compile_topology(one_row_site(100.0, 2))
     sp = make_controller(topo, "edf").step(snapshot(topo, energy_remaining_kwh=np.array([0.0, 0.05]))).current_a

@@ -81,7 +81,8 @@ class ControllerParams:
         An EV drawing this much below a settled set-point is taken to be at its own
         limit [A] (at least twice the charger's precision is used).
     reprobe_s : float
-        A learned EV limit is forgotten after this long, so the EV can show it takes more [s].
+        A learned EV limit is tested after this long with room no other EV wants, so the EV
+        can show it takes more [s].
     default_stay_s : float
         Assumed stay when the departure is unknown [s].
     default_energy_kwh : float
@@ -180,6 +181,7 @@ class AllocationController:
             self._new_sessions(snap, new)
         self._last_on[self._sp > 0] = snap.time_s  # set-points hold until the next call
         self._timers = [self.learning.next_forget]
+        self._probed: np.ndarray | None = None  # EVs given room to test a learned limit (see _probe)
         self._admission: tuple | None = None  # set when congested (see _allocate)
         mode_before = self.modes.phases.copy()
         refresh |= self.learning.update(snap, self._sp, self.modes.full)
@@ -199,6 +201,9 @@ class AllocationController:
                 current = self._controlled(snap, wants, lb, ub, drawn, remaining)
         switched = self.modes.phases != mode_before
         self.learning.sent(snap.time_s, self._sp, current, switched)
+        if self._probed is not None and np.count_nonzero(self._probed):  # ask again when the test reads
+            lag = 0.0 if np.isnan(snap.measured_at_s) else snap.time_s - snap.measured_at_s
+            self._timers.append(float(self.learning.settled_at[self._probed].max()) + lag)
         started_or_stopped = bool(np.count_nonzero((current > 0) != (self._sp > 0)))
         self._remember(snap.time_s, current)
         valid = self._valid_until(snap, current, started_or_stopped, bool(switched.any()))
@@ -311,16 +316,36 @@ class AllocationController:
         """Each connector's minimum and most useful current this step [A]."""
         topo = self.topology
         lb = topo.min_current_a
-        hw = np.fmin(np.fmin(topo.max_current_a, snap.ev_max_current_a), self.learning.max_a)
-        finish_a = remaining * (self._j_per_a / snap.period_s) / np.maximum(drawn, 1)
-        finish_a[np.isnan(finish_a)] = np.inf
-        ub = np.maximum(np.minimum(hw, np.maximum(finish_a, lb)), lb)
+        ub = self._useful(snap, remaining, drawn, self.learning.max_a)
         if self._any_onoff:  # on/off chargers: all the EV takes, or nothing. Reserve the rating
             # or the EV's known limit, never a learned one: when on, the EV draws what it can
             onoff_a = np.maximum(np.fmin(topo.max_current_a, snap.ev_max_current_a), lb)
             ub = np.where(self._onoff, onoff_a, ub)
             lb = np.where(self._onoff, ub, lb)
         return lb, ub
+
+    def _useful(self, snap: SiteSnapshot, remaining: np.ndarray, drawn: np.ndarray, learned_a) -> np.ndarray:
+        """The most current each connector can use this step [A]: its rating, the EV's known
+        and ``learned_a`` limits, and what finishes its request (never below its minimum)."""
+        topo = self.topology
+        hw = np.fmin(np.fmin(topo.max_current_a, snap.ev_max_current_a), learned_a)
+        finish_a = remaining * (self._j_per_a / snap.period_s) / np.maximum(drawn, 1)
+        finish_a[np.isnan(finish_a)] = np.inf
+        return np.maximum(np.minimum(hw, np.maximum(finish_a, topo.min_current_a)), topo.min_current_a)
+
+    def _probe(self, snap: SiteSnapshot, rows: RowSystem, current, remaining, drawn) -> np.ndarray:
+        """EVs whose learned limit is due for a test (:attr:`EvLearning.probing`) and that
+        charge get, in the order of their connectors, the room no other EV took, up to what
+        they could use without that limit (on/off chargers aside): a test that costs nobody."""
+        probing = self.learning.probing & (current > 0)
+        if self._any_onoff:
+            probing &= ~self._onoff
+        if not np.count_nonzero(probing):
+            return current
+        extra = np.where(probing, self._useful(snap, remaining, drawn, np.inf) - current, 0.0)
+        out = greedy_fill_rows(rows, current, np.maximum(extra, 0.0), np.flatnonzero(probing))
+        self._probed = out > current + CURRENT_TOL_A
+        return out
 
     def _controlled(self, snap: SiteSnapshot, wants, lb, ub, drawn, remaining) -> np.ndarray:
         topo = self.topology
@@ -331,6 +356,7 @@ class AllocationController:
             x = self._allocate(snap, act, lb[act], ub[act], drawn, remaining, rows.take(act))
             current = np.zeros(topo.n)
             current[act] = x
+        current = self._probe(snap, rows, current, remaining, drawn)
         if self.modes.any:
             # the conductors as the admission left them (it may have put EVs on one phase)
             current = self._back_to_full_phases(snap, current, lb, self._drawn)

@@ -7,9 +7,12 @@ every decrease sent with it has settled (chargers raise only once the others are
 after a phase switch's pause. A charger still ramping, or held back while others ramp down, is
 not at the EV's limit. An EV drawing clearly less than a settled set-point is at its own limit
 (learned as what it draws plus half the threshold), a known EV limit included: a battery
-tapering near full draws less than any rating says; a learned limit is forgotten after
-``reprobe_s`` so the EV can show it takes more. An EV whose phases are unknown is assumed to
-draw on all of its charger's phases until a settled reading shows fewer.
+tapering near full draws less than any rating says. A learned limit is put to the test
+after ``reprobe_s``: the EV is *probing* (:attr:`EvLearning.probing`) and the controller
+offers it only room no other EV wants; drawing clearly more than its limit there, the EV is
+taken to take all it is offered (the limit forgotten), drawing clearly less than offered, the
+limit is learned afresh. An EV whose phases are unknown is assumed to draw on all of its
+charger's phases until a settled reading shows fewer.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class EvLearning:
         n = self.topology.n
         self.max_a = np.full(n, np.inf)
         self.learned_at = np.full(n, np.nan)
+        self.probing = np.zeros(n, dtype=bool)  # a learned limit due for a test (see the module)
         self.next_forget = np.inf
         self.phases = np.zeros(n, dtype=np.int64)  # learned, 0 = not yet
         self.phase_unknown = np.zeros(n, dtype=bool)
@@ -48,6 +52,7 @@ class EvLearning:
     def new_sessions(self, new: np.ndarray, ev_phases: np.ndarray) -> None:
         self.max_a[new] = np.inf
         self.learned_at[new] = np.nan
+        self.probing[new] = False
         self.phases[new] = 0
         self.phase_unknown[new] = (ev_phases[new] <= 0) & ~self.topology.line_to_line[new]
         self.any_phase_unknown = bool(self.phase_unknown.any())
@@ -77,10 +82,10 @@ class EvLearning:
         phase count changed."""
         t = snap.time_s
         read_at = t if np.isnan(snap.measured_at_s) else snap.measured_at_s
-        if t >= self.next_forget:  # the oldest learned limit has expired
-            forget = (t - self.learned_at) >= self.reprobe_s
-            self.max_a[forget] = np.inf
-            self.learned_at[forget] = np.nan
+        if t >= self.next_forget:  # the oldest learned limit is due for a test
+            due = (t - self.learned_at) >= self.reprobe_s
+            self.probing |= due
+            self.learned_at[due] = np.nan
             self._update_next_forget()
         meas = snap.measured_current_a
         drawn = meas.max(axis=1)
@@ -91,7 +96,12 @@ class EvLearning:
         if np.count_nonzero(limited):
             self.max_a[limited] = drawn[limited] + 0.5 * self.threshold_a[limited]
             self.learned_at[limited] = t
+            self.probing[limited] = False
             self._update_next_forget()
+        if self.probing.any():  # took clearly more than its limit when offered: no limit
+            more = steady & self.probing & ~limited & (drawn > self.max_a + self.threshold_a)
+            self.max_a[more] = np.inf
+            self.probing[more] = False
         if not self.any_phase_unknown:
             return False
         clear = steady & self.phase_unknown & (drawn >= 2.0)

@@ -68,5 +68,10 @@ class SimulationWarning(UserWarning):
     """A run went through, but its result needs the user's attention (no EV could charge...)."""
 
 
+class NoRoomWarning(SimulationWarning):
+    """The limit leaves no EV its minimum current at any step: nothing can charge. (The
+    command line says it once, as a notice after the run.)"""
+
+
 class InvariantError(EvflexError):
     """A simulated run broke a physical or safety invariant: a bug, never bad input."""

@@ -250,6 +250,19 @@ def test_validate(case, evflex):
     assert r.returncode == 0 and "6 connectors" in r.stdout and "6 sessions" in r.stdout
 
 
+def test_a_limit_below_the_minimum_current_is_said_once_by_simulate_and_by_validate(case, evflex):
+    (case / "scenario.toml").write_text(
+        textwrap.dedent(SCENARIO).replace("connection_limit_a = 32.0", "connection_limit_a = 4.0")
+    )
+    r = evflex("validate", "scenario.toml", cwd=case)
+    assert r.returncode == 0
+    assert "no EV can ever charge: the connection limit (4 A) is below the 6 A minimum current" in r.stdout + r.stderr
+    r = evflex("simulate", "scenario.toml", "--strategy", "all", "--out", "res", "-q", cwd=case)
+    assert r.returncode == 0, r.stderr
+    said = [ln for ln in (r.stdout + r.stderr).splitlines() if "no EV can" in ln]
+    assert len(said) == 1 and said[0].startswith("warning: ") and "controlled strategies deliver nothing" in said[0]
+
+
 def test_validate_states_the_transformer_limits_of_the_caltech_site(evflex):
     r = evflex("validate", str(ROOT / "examples" / "caltech_acn.toml"), cwd=ROOT)
     assert r.returncode == 0, r.stderr

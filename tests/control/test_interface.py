@@ -46,3 +46,13 @@ def test_unknown_connectors_and_fields_are_named():
         SiteSnapshot.build(topo(), 1.7e9, {"C9-1": {}, "C1-1": {"energy": 3.0}})
     text = str(e.value)
     assert "'C9-1'" in text and "unknown connector" in text and "energy" in text
+
+
+def test_values_out_of_range_are_named_with_their_connector():
+    evs = {"C1-1": {"ev_phases": 4, "measured_current_a": (1.0, 2.0)}, "C1-2": {"energy_kwh": "ten"}}
+    with pytest.raises(ValidationError) as e:
+        SiteSnapshot.build(topo(), 1.7e9, evs)
+    text = str(e.value)
+    assert "C1-1: must be 0 (unknown) to 3" in text and "ev_phases" in text
+    assert "C1-1: must be 3 values >= 0 [A]" in text and "measured_current_a" in text
+    assert "C1-2: must be >= 0" in text and "'ten'" in text

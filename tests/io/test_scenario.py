@@ -225,7 +225,10 @@ def test_line_to_line_keys_are_checked(tmp_path):
     out = lines(tmp_path, text)
     assert any("line-to-line charger (L1-L2) has one conductor pair: remove phase_rotation" in x for x in out), out
     text = GOOD.replace("connection_limit_a = 32.0", "")
-    assert lines(tmp_path, text) == ["scenario.toml: site: give connection_limit_a, transformer_kw or both"]
+    assert lines(tmp_path, text) == [
+        "scenario.toml: site: give connection_limit_a, transformer_kw or both (a connection_limit_series "
+        "varies the limit over time and needs the connection's rating too)"
+    ]
     text = GOOD.replace("connection_limit_a = 32.0", 'connection_limit_a = 32.0\nconnection = "L1-L3"')
     assert any("connection" in x for x in lines(tmp_path, text))
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from evflex.errors import ValidationError, problem
+from evflex.errors import NoRoomWarning, ValidationError, problem
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -144,7 +144,8 @@ def simulate(
     )
     strategies = [Strategy(n) for n in names] if names else [sc.simulation.strategy]
     results = []
-    with _progress(quiet) as prog:
+    with _progress(quiet) as prog, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoRoomWarning)  # said once, as a notice after the run
         for s in strategies:
             task = prog.add_task(s.value, total=sc.simulation.n_steps)
 
@@ -254,6 +255,10 @@ def validate(
     sc = read_scenario(scenario, sessions=sessions)
     site = sc.site
     n_conn = sum(c.connectors for c in site.chargers)
+    limit_a = site.phase_limit_a if sc.connection_limit is None else float(sc.connection_limit.values.max())
+    min_a = min(c.min_current_a for c in site.chargers)
+    if limit_a < min_a:
+        _warn([f"no EV can ever charge: the connection limit ({limit_a:g} A) is below the {min_a:g} A minimum current"])
     limits = f"{site.phase_limit_a:.4g} A per phase"
     if site.transformer_kw is not None:
         limits += f" (transformer {site.transformer_kw:g} kW"

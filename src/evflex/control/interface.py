@@ -36,6 +36,22 @@ class Strategy(str, enum.Enum):
         return [s for s in cls if s is not cls.UNCONTROLLED]
 
 
+def _ev_value(ev: Mapping[str, Any], cid: str, name: str, default: Any, ok, what: str, size: int, probs: list) -> Any:
+    """``ev[name]`` (or ``default``) as a float (``size`` floats); a problem is added to
+    ``probs`` (and ``default`` returned) where it is not a number or fails ``ok``."""
+    from evflex.errors import problem
+
+    v = ev.get(name, default)
+    try:
+        x = np.asarray(v, dtype=np.float64).reshape(size)
+    except (TypeError, ValueError):
+        x = None
+    if x is None or not ok(x).all():
+        probs.append(problem("SiteSnapshot.build", f"{cid}: {what}", field=name, value=v))
+        return default
+    return x if size > 1 else float(x[0])
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class SiteSnapshot:
     """What is known at ``time_s``. Arrays have one entry per connector (n) or per
@@ -106,7 +122,7 @@ class SiteSnapshot:
         EV plugs in). Connectors not named are free. ``connection_limit_a`` replaces the
         connection rows' limit (a DSO signal); other rows keep the site's.
 
-        Raises ValidationError on an unknown connector or field.
+        Raises ValidationError on an unknown connector or field, or a value out of range.
         """
         from evflex.errors import ValidationError, problem
 
@@ -127,14 +143,24 @@ class SiteSnapshot:
             for name in set(ev) - known - {"session_key"}:
                 probs.append(problem("SiteSnapshot.build", f"unknown field for {cid}", field=name, value=ev[name]))
             c = index[cid]
+
+            def value(name: str, default: Any, ok, what: str, size: int = 1, ev=ev, cid=cid) -> Any:
+                return _ev_value(ev, cid, name, default, ok, what, size, probs)
+
             plugged[c] = True
-            key[c] = int(ev.get("session_key", c))
-            arrival[c] = float(ev.get("arrival_s", t))
-            departure[c] = float(ev.get("departure_s", t + 8 * 3600.0))
-            energy[c] = float(ev.get("energy_kwh", 20.0))
-            ev_max[c] = float(ev.get("ev_max_current_a", np.nan))
-            phases[c] = int(ev.get("ev_phases", 0))
-            measured[c] = np.asarray(ev.get("measured_current_a", (0.0, 0.0, 0.0)), dtype=np.float64)
+            key[c] = int(value("session_key", c, lambda x: x == np.round(x), "must be an integer"))
+            arrival[c] = value("arrival_s", t, np.isfinite, "must be a POSIX time")
+            departure[c] = value("departure_s", t + 8 * 3600.0, np.isfinite, "must be a POSIX time")
+            energy[c] = value("energy_kwh", 20.0, lambda x: np.isfinite(x) & (x >= 0), "must be >= 0")
+            ev_max[c] = value("ev_max_current_a", np.nan, lambda x: np.isnan(x) | (x > 0), "must be > 0")
+            phases[c] = int(value("ev_phases", 0, lambda x: np.isin(x, (0, 1, 2, 3)), "must be 0 (unknown) to 3"))
+            measured[c] = value(
+                "measured_current_a",
+                (0.0, 0.0, 0.0),
+                lambda x: np.isfinite(x) & (x >= 0),
+                "must be 3 values >= 0 [A]",
+                3,
+            )
         if probs:
             raise ValidationError(probs)
         limits = topology.row_limit_a.copy()

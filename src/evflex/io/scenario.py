@@ -80,7 +80,10 @@ class SiteSpec(_Strict):
     @model_validator(mode="after")
     def _limit(self):
         if self.connection_limit_a is None and self.transformer_kw is None:
-            raise ValueError("give connection_limit_a, transformer_kw or both")
+            raise ValueError(
+                "give connection_limit_a, transformer_kw or both (a connection_limit_series varies the "
+                "limit over time and needs the connection's rating too)"
+            )
         if self.transformer_primary_ll_v is not None and self.transformer_kw is None:
             raise ValueError("transformer_primary_ll_v needs transformer_kw")
         return self

@@ -22,7 +22,7 @@ import numpy as np
 
 from evflex.control.allocation.controller import make_controller
 from evflex.control.interface import Controller, Setpoints, SiteSnapshot, Strategy
-from evflex.errors import SimulationWarning, ValidationError, problem
+from evflex.errors import NoRoomWarning, ValidationError, problem
 from evflex.model.topology import Topology, compile_topology
 from evflex.sim import sensing
 from evflex.sim.physics import TAPER_MARGIN, ChargerBank, taper_limit_a
@@ -148,7 +148,7 @@ def _run(scenario: Scenario, topo: Topology, ctrl: Controller, progress: Progres
         warnings.warn(
             f"no EV can ever charge: the connection leaves less than the {float(topo.min_current_a.min()):g} A "
             "minimum current on every phase at every step (limit, less the base load)",
-            SimulationWarning,
+            NoRoomWarning,
             stacklevel=3,
         )
 

@@ -13,6 +13,7 @@ its new value while the chargers respond.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -36,7 +37,9 @@ class Strategy(str, enum.Enum):
         return [s for s in cls if s is not cls.UNCONTROLLED]
 
 
-def _ev_value(ev: Mapping[str, Any], cid: str, name: str, default: Any, ok, what: str, size: int, probs: list) -> Any:
+def _ev_value(
+    ev: Mapping[str, Any], cid: str, probs: list, name: str, default: Any, ok, what: str, size: int = 1
+) -> Any:
     """``ev[name]`` (or ``default``) as a float (``size`` floats); a problem is added to
     ``probs`` (and ``default`` returned) where it is not a number or fails ``ok``."""
     from evflex.errors import problem
@@ -143,10 +146,7 @@ class SiteSnapshot:
             for name in set(ev) - known - {"session_key"}:
                 probs.append(problem("SiteSnapshot.build", f"unknown field for {cid}", field=name, value=ev[name]))
             c = index[cid]
-
-            def value(name: str, default: Any, ok, what: str, size: int = 1, ev=ev, cid=cid) -> Any:
-                return _ev_value(ev, cid, name, default, ok, what, size, probs)
-
+            value = functools.partial(_ev_value, ev, cid, probs)
             plugged[c] = True
             key[c] = int(value("session_key", c, lambda x: x == np.round(x), "must be an integer"))
             arrival[c] = value("arrival_s", t, np.isfinite, "must be a POSIX time")

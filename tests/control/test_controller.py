@@ -251,6 +251,34 @@ def test_a_learned_limit_is_tested_with_room_nobody_else_wants():
     assert ctrl.learning.max_a[0] == pytest.approx(7.5) and not ctrl.learning.probing[0]
 
 
+def test_the_draws_foretold_follow_the_readings():
+    """The meters' draw for a set-point: less the EV's offset read at a settled reading, at
+    most what it drew when its own limit was learned; the offset is read again at a new
+    set-point (a call is asked for when that reading settles) and when the EV draws
+    clearly less than foretold."""
+    site = Site("ll", 120.0, 100.0, (Charger("C1", 2, phases=1, connection="L1-L2"),), max_unbalance_a=40.0)
+    topo = compile_topology(site)
+    ctrl = make_controller(topo, "edf")
+    learning, t = ctrl.learning, 1.7e9
+
+    def step(dt, drawn):
+        meas = np.zeros((2, 3))
+        meas[:, :2] = np.asarray(drawn, dtype=float)[:, None]  # a line-to-line EVSE: on two lines
+        return ctrl.step(snapshot(topo, t=t + dt, measured=meas))
+
+    first = step(0, [0.0, 0.0])
+    assert first.current_a.tolist() == [16.0, 16.0]
+    assert learning.predicted(first.current_a).tolist() == [16.0, 16.0]  # nothing read yet
+    assert first.valid_until_s <= t + 60.0  # ... so asked again once the readings settle
+    step(60, [15.7, 10.0])  # EV 0 draws 0.3 A below; EV 1 is at its own limit of 10 A
+    assert learning.predicted(np.array([12.0, 16.0])) == pytest.approx([11.7, 10.0])
+    assert learning.predicted(np.array([0.0, 8.0])) == pytest.approx([0.0, 8.0])
+    floor = ctrl._floor(snapshot(topo, t=t + 60))
+    assert floor[0] == pytest.approx(15.7 - 0.5)  # the draw foretold less half the threshold
+    step(120, [15.0, 10.0])  # clearly less than foretold: read again
+    assert learning.offset_a[0] == pytest.approx(1.0)
+
+
 def test_no_current_beyond_the_request():
     topo = compile_topology(one_row_site(100.0, 2))
     sp = make_controller(topo, "edf").step(snapshot(topo, energy_remaining_kwh=np.array([0.0, 0.05]))).current_a

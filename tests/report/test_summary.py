@@ -99,5 +99,10 @@ def test_an_unbalance_beyond_its_limit_is_said_with_its_extent():
     run = {**KPIS, "max_unbalance_a": 20.0, "unbalance_violation_steps": 166, "phase_unbalance_max_a": 41.012}
     (text,) = notices(run)
     assert text == "the phase currents were more than max_unbalance_a = 20 A apart on 166 steps (up to 41.0 A)"
+    (text,) = notices({**run, "unbalance_violation_surprise_steps": 120})
+    assert text.endswith(
+        "(up to 41.0 A), 120 of them in a step where an EV took less than a newly offered current or stopped on "
+        "its own (no reading could tell beforehand)"
+    )
     assert notices({**run, "unbalance_violation_steps": 0}) == []
     assert notices({**run, "max_unbalance_a": None}) == []  # no limit declared: nothing to say

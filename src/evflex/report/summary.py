@@ -77,8 +77,10 @@ def notices(kpis: Mapping) -> list[str]:
     - ``no_ev_can_charge`` true: the limit leaves less than the minimum charging current at
       every step, which explains an energy served of zero under control.
     - ``unbalance_violation_steps > 0``: the phase currents at the connection were further
-      apart than ``max_unbalance_a`` (the controller holds its set-points within it; EVs
-      drawing less than they are given can still widen it).
+      apart than ``max_unbalance_a``. The controller holds the limit at its set-points and
+      at the draws it foretells from the meters; how many of those steps an EV surprised it
+      (``unbalance_violation_surprise_steps``: took less than a newly offered set-point, or
+      stopped on its own) is said with it.
 
     The first two do not depend on the strategy, so a comparison says each once.
     """
@@ -100,10 +102,18 @@ def notices(kpis: Mapping) -> list[str]:
     unb, cap, worst = (kpis.get(k) for k in ("unbalance_violation_steps", "max_unbalance_a", "phase_unbalance_max_a"))
     if _is_number(unb) and _is_number(cap) and _is_number(worst) and float(unb) > 0:
         n = round(float(unb))
-        out.append(
+        text = (
             f"the phase currents were more than max_unbalance_a = {float(cap):g} A apart on {n:,} "
             f"step{'s' if n != 1 else ''} (up to {float(worst):.1f} A)"
         )
+        surprised = kpis.get("unbalance_violation_surprise_steps")
+        if _is_number(surprised):
+            m = round(float(surprised))
+            text += (
+                f", {m:,} of them in a step where an EV took less than a newly offered current or stopped on its own"
+                " (no reading could tell beforehand)"
+            )
+        out.append(text)
     return out
 
 

@@ -126,6 +126,8 @@ class AllocationController:
         self.modes = PhaseModes(t, p.phase_switch_dwell_s, p.max_phase_switches)
         self._onoff = ~t.modulation
         self._any_onoff = bool(self._onoff.any())
+        #: an unbalance limit holds at the draws the meters will read too (see _repair)
+        self._meters_matter = t.max_unbalance_a is not None and p.learn_ev_limits
         self._inv_res = 1.0 / t.resolution_a
         self._j_per_a = J_PER_KWH / t.voltage_v  # remaining kWh -> A x s per conductor
         self._kwh_per_a_s = 1.0 / self._j_per_a
@@ -204,6 +206,9 @@ class AllocationController:
         if self._probed is not None and np.count_nonzero(self._probed):  # ask again when the test reads
             lag = 0.0 if np.isnan(snap.measured_at_s) else snap.time_s - snap.measured_at_s
             self._timers.append(float(self.learning.settled_at[self._probed].max()) + lag)
+        if self._meters_matter:  # ask again when an EV's offset at a new set-point reads (see _worst)
+            lag = 0.0 if np.isnan(snap.measured_at_s) else snap.time_s - snap.measured_at_s
+            self._timers.append(self.learning.offset_due(current > 0, snap.time_s) + lag)
         started_or_stopped = bool(np.count_nonzero((current > 0) != (self._sp > 0)))
         self._remember(snap.time_s, current)
         valid = self._valid_until(snap, current, started_or_stopped, bool(switched.any()))
@@ -213,9 +218,15 @@ class AllocationController:
 
     def _floor(self, snap: SiteSnapshot) -> np.ndarray:
         """Readings below which the meters would teach the controller something (its EV
-        limit learning): the set-point less the learning threshold, where it learns."""
-        learns = (self._sp > 0) & self.learning.enabled
-        return np.where(learns, self._sp - self.learning.threshold_a, -np.inf)
+        limit learning): the set-point less the learning threshold, where it learns; at a
+        site with an unbalance limit, also the draw foretold (:meth:`EvLearning.predicted`)
+        less half the threshold."""
+        learning = self.learning
+        learns = (self._sp > 0) & learning.enabled
+        floor = self._sp - learning.threshold_a
+        if self._meters_matter:  # and the draw foretold less half the threshold (see _worst)
+            floor = np.maximum(floor, learning.predicted(self._sp) - 0.5 * learning.threshold_a)
+        return np.where(learns, floor, -np.inf)
 
     def _valid_until(self, snap: SiteSnapshot, current: np.ndarray, started_or_stopped: bool, switched: bool) -> float:
         """Until when this answer (already remembered) holds if nothing changes but the clock
@@ -251,7 +262,9 @@ class AllocationController:
         set-points (at most), every EV charging (``on``) still has enough left (as seen) for
         the answer to stand (and before the next): more than a step's energy at its share
         before rounding where a share above the minimum would be cut to what finishes the EV
-        (:meth:`_bounds`), more than nothing elsewhere."""
+        (:meth:`_bounds`; with rows other than linear ones, a step's energy at its most useful
+        current: there a bound moves the allocation even where it does not bind), more than
+        nothing elsewhere."""
         idx = np.flatnonzero(on)
         if not idx.size:
             return float("inf")
@@ -360,7 +373,11 @@ class AllocationController:
         if self.modes.any:
             # the conductors as the admission left them (it may have put EVs on one phase)
             current = self._back_to_full_phases(snap, current, lb, self._drawn)
-        self._capped = np.where(~self._onoff & (current > lb), current, 0.0)
+        # the shares a finish may cut; with phasor, signed or pair rows, where a row is not
+        # monotone, a lower bound changes the allocation even where it does not bind
+        self._capped = np.where(
+            ~self._onoff & (current > lb), current if rows.linear_only else np.maximum(current, ub), 0.0
+        )
         q = np.floor(current * self._inv_res + 1e-9) * topo.resolution_a
         rounded = np.where(current > 0, np.maximum(q, lb), 0.0)
         out = np.where(self._onoff, current, rounded) if self._any_onoff else rounded
@@ -370,14 +387,37 @@ class AllocationController:
             )
         return out
 
+    def _worst(
+        self, rows: RowSystem, x: np.ndarray, unb: RowSystem | None, p: np.ndarray | None
+    ) -> tuple[float, float]:
+        """The worst excess over every row at set-points ``x`` and, where an unbalance limit
+        is declared, of its rows ``unb`` at the draws ``p`` the meters will read for them
+        (:meth:`EvLearning.predicted`; None: the set-points, -inf)."""
+        wx = float(rows.excess(x).max(initial=-np.inf))
+        wp = float(unb.excess(p).max(initial=-np.inf)) if unb is not None and p is not None else -np.inf
+        return wx, wp
+
+    def _foretold(self, x: np.ndarray) -> np.ndarray | None:
+        """The draws the meters will read for set-points ``x`` where they differ from them
+        and an unbalance limit is held there too (else None)."""
+        if not self._meters_matter:
+            return None
+        p = self.learning.predicted(x)
+        return p if np.count_nonzero(p != x) else None
+
     def _repair(self, rows: RowSystem, x: np.ndarray, lb: np.ndarray) -> np.ndarray:
         """Lower set-points a resolution step at a time (to 0 below the minimum), always the
-        one that most reduces the worst excess, until every row holds."""
+        one that most reduces the worst excess (:meth:`_worst`), until every row holds. Where
+        the rows hold at the set-points and only the unbalance at the draws foretold is over,
+        the lowerings are weighed on the unbalance rows alone (a lowering that breaks another
+        row is mended at the next round)."""
         res = self.topology.resolution_a
+        unb = rows.unbalance_only() if self._meters_matter else None
         x = x.copy()
         for _ in range(4 * len(x) + 8):
-            worst = float(rows.excess(x).max(initial=-np.inf))
-            if worst <= CURRENT_TOL_A:
+            p = self._foretold(x)
+            wx, wp = self._worst(rows, x, unb, p)
+            if max(wx, wp) <= CURRENT_TOL_A:
                 return x
             cand = np.flatnonzero(x > 0)
             if not cand.size:
@@ -385,10 +425,18 @@ class AllocationController:
             lower = np.where(x[cand] - res[cand] >= lb[cand] - CURRENT_TOL_A, x[cand] - res[cand], 0.0)
             if self._any_onoff:
                 lower = np.where(self._onoff[cand], 0.0, lower)
-            after = rows.excess_lowered(x, cand, x[cand] - lower).max(axis=1, initial=-np.inf)
+            if unb is not None and p is not None:
+                by_a = p[cand] - self.learning.predicted(lower, cand)
+                after = unb.excess_lowered(p, cand, by_a).max(axis=1, initial=-np.inf)
+                # the rows hold at the set-points: only the unbalance rows there may rise (the
+                # others are checked again at the next round)
+                at_x = unb if wx <= CURRENT_TOL_A else rows
+                after = np.maximum(after, at_x.excess_lowered(x, cand, x[cand] - lower).max(axis=1, initial=-np.inf))
+            else:
+                after = rows.excess_lowered(x, cand, x[cand] - lower).max(axis=1, initial=-np.inf)
             best = int(np.argmin(after))
             x[cand[best]] = lower[best]
-        return np.where(rows.excess(x).max(initial=-np.inf) <= CURRENT_TOL_A, x, 0.0)
+        return np.where(max(self._worst(rows, x, unb, self._foretold(x))) <= CURRENT_TOL_A, x, 0.0)
 
     def _back_to_full_phases(self, snap: SiteSnapshot, current, lb, drawn) -> np.ndarray:
         """One-phase connectors go back to all their phases where those fit with a margin,

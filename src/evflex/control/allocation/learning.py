@@ -13,6 +13,16 @@ offers it only room no other EV wants; drawing clearly more than its limit there
 taken to take all it is offered (the limit forgotten), drawing clearly less than offered, the
 limit is learned afresh. An EV whose phases are unknown is assumed to draw on all of its
 charger's phases until a settled reading shows fewer.
+
+Each EV also draws a little below a set-point it follows (a charger's precision, a battery
+tapering slowly, an own limit just under the set-point): that *offset* is read at the first
+settled reading after each new set-point where the EV follows it, and again whenever it draws
+clearly (half the threshold) less than foretold (while at its own limit, the learned draw
+says it all). With the learned limits it gives the draw the meters
+will read for a set-point (:meth:`EvLearning.predicted`). An unbalance limit is held there as
+well as at the set-points: EVs drawing less than they are offered widen an unbalance. What no
+reading can tell, whether an EV takes a current it is offered for the first time (a start,
+a rise), or stops on its own, shows at the next reading.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ class EvLearning:
         self.enabled = enabled
         self.reprobe_s = reprobe_s
         self.threshold_a = np.maximum(threshold_a, 2.0 * t.precision_a)
+        self._half_a = 0.5 * self.threshold_a
         self.settle_s = t.activation_delay_s + t.max_current_a / np.maximum(t.ramp_a_per_s, 1e-9)
         self.reset()
 
@@ -48,6 +59,8 @@ class EvLearning:
         self.phase_unknown = np.zeros(n, dtype=bool)
         self.any_phase_unknown = False
         self.settled_at = np.full(n, -np.inf)  # when the set-point in force has surely taken effect
+        self.offset_a = np.zeros(n)  # draw below a followed set-point
+        self.offset_read = np.zeros(n, dtype=bool)  # offset_a read this session
 
     def new_sessions(self, new: np.ndarray, ev_phases: np.ndarray) -> None:
         self.max_a[new] = np.inf
@@ -57,6 +70,8 @@ class EvLearning:
         self.phase_unknown[new] = (ev_phases[new] <= 0) & ~self.topology.line_to_line[new]
         self.any_phase_unknown = bool(self.phase_unknown.any())
         self.settled_at[new] = -np.inf
+        self.offset_a[new] = 0.0
+        self.offset_read[new] = False
         self._update_next_forget()
 
     def sent(self, t_s: float, old_a: np.ndarray, new_a: np.ndarray, switched: np.ndarray) -> None:
@@ -75,6 +90,7 @@ class EvLearning:
         if any_switched:
             at = at + np.where(switched, self.topology.phase_switch_s, 0.0)
         self.settled_at = np.where(changed, np.maximum(self.settled_at, at), self.settled_at)
+        self.offset_read[changed] = False  # an EV near its own limit draws less below some set-points
 
     def update(self, snap: SiteSnapshot, setpoint_a: np.ndarray, full_mode: np.ndarray) -> bool:
         """Learn from the snapshot's readings against the set-points in force;
@@ -92,12 +108,18 @@ class EvLearning:
         steady = (setpoint_a > 0) & (read_at >= self.settled_at)
         if not self.enabled or not np.count_nonzero(steady):
             return False
+        # offsets: at the first settled reading, and where the EV draws clearly less than foretold
+        read = steady & (~self.offset_read | (drawn < self.predicted(setpoint_a) - self._half_a))
         limited = steady & (drawn < setpoint_a - self.threshold_a)
         if np.count_nonzero(limited):
             self.max_a[limited] = drawn[limited] + 0.5 * self.threshold_a[limited]
             self.learned_at[limited] = t
             self.probing[limited] = False
             self._update_next_forget()
+        read &= ~limited  # at its own limit: the offset is read once the EV follows again
+        if np.count_nonzero(read):
+            self.offset_a[read] = np.clip(setpoint_a[read] - drawn[read], 0.0, self.threshold_a[read])
+            self.offset_read |= read
         if self.probing.any():  # took clearly more than its limit when offered: no limit
             more = steady & self.probing & ~limited & (drawn > self.max_a + self.threshold_a)
             self.max_a[more] = np.inf
@@ -113,6 +135,25 @@ class EvLearning:
             self.any_phase_unknown = bool(self.phase_unknown.any())
             return bool(np.count_nonzero(clear))
         return False
+
+    def predicted(self, current_a: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """The currents the meters will read for set-points ``current_a`` (of the connectors
+        ``idx``, default all) once settled, as far as the readings tell: each set-point less
+        the EV's offset, at most what the EV drew when its limit was learned [A]."""
+        if not self.enabled:
+            return current_a
+        if idx is None:
+            p = np.minimum(current_a - self.offset_a, self.max_a - self._half_a)
+        else:
+            p = np.minimum(current_a - self.offset_a[idx], self.max_a[idx] - self._half_a[idx])
+        return np.where(current_a > 0, np.maximum(p, 0.0), 0.0)
+
+    def offset_due(self, on: np.ndarray, t_s: float) -> float:
+        """When the first reading of an EV charging (``on``) whose offset is not read at its
+        set-point yet settles (after ``t_s``; inf: none)."""
+        due = self.settled_at[on & ~self.offset_read] if self.enabled else np.zeros(0)
+        due = due[due > t_s]
+        return float(due.min()) if due.size else np.inf
 
     def _update_next_forget(self) -> None:
         known = self.learned_at[~np.isnan(self.learned_at)]

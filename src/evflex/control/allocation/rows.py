@@ -335,6 +335,23 @@ class RowSystem:
             np.maximum(self.ulim, v[sl["pair"]]),
         )
 
+    def unbalance_only(self) -> RowSystem:
+        """Only the rows of an unbalance limit: the signed rows, and the pair rows with the
+        phasor rows they compare (no longer limited themselves)."""
+        used, inv = np.unique(self.pairs, return_inverse=True)
+        k = self.k
+        return RowSystem(
+            np.zeros((0, k)),
+            np.zeros(0),
+            self.S,
+            self.scap,
+            self.Z[used],
+            self.zb[used],
+            np.full(used.size, np.inf),
+            inv.reshape(self.pairs.shape),
+            self.ulim,
+        )
+
     # ------------------------------------------------------------------ evaluation
     def phasors(self, x: np.ndarray) -> np.ndarray:
         """The phasor rows' currents ``Z @ x + zb`` for currents ``x`` ((k,) or (N, k))."""
@@ -364,11 +381,19 @@ class RowSystem:
         trial. Costs a row evaluation per trial column, not a whole system per trial."""
         x = np.asarray(x, dtype=np.float64)
         d = np.asarray(by_a, dtype=np.float64)[:, None]
-        lin = (self.M @ x - self.cap)[None, :] - d * self.M.T[cols]
-        sgn = (self.S @ x - self.scap)[None, :] - d * self.S.T[cols]
-        mag = np.abs(self.phasors(x)[None, :] - d * self.Z.T[cols])
-        diff = mag[:, self.pairs[:, 0]] - mag[:, self.pairs[:, 1]] - self.ulim
-        return np.concatenate([lin, sgn, mag - self.zlim, diff], axis=1)
+        parts = []
+        if self.M.shape[0]:
+            parts.append((self.M @ x - self.cap)[None, :] - d * self.M[:, cols].T)
+        if self.S.shape[0]:
+            parts.append((self.S @ x - self.scap)[None, :] - d * self.S[:, cols].T)
+        if self.Z.shape[0]:
+            mag = np.abs(self.phasors(x)[None, :] - d * self.Z[:, cols].T)
+            parts.append(mag - self.zlim)
+            if self.pairs.shape[0]:
+                parts.append(mag[:, self.pairs[:, 0]] - mag[:, self.pairs[:, 1]] - self.ulim)
+        if not parts:
+            return np.zeros((len(d), 0))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def feasible(self, x: np.ndarray, tol: float = CURRENT_TOL_A) -> bool:
         """Every row within its limit (up to ``tol``) for currents ``x`` ((k,) or (N, k))."""

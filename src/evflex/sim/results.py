@@ -490,8 +490,8 @@ class SimulationResult:
         first_wait = self.sessions[whole]["wait_min"].to_numpy(dtype=float)
         unbalance = topo.unbalance(d.row_end_a)
         U = topo.max_unbalance_a
-        ev_on = (r.current_a > 0).any(axis=1)
-        unb_over = (unbalance > U + RECORD_TOL_A) & ev_on if U is not None else np.zeros(len(ev_on), dtype=bool)
+        ev_on: np.ndarray = np.any(r.current_a > 0, axis=1)
+        unb_over = (unbalance > U + RECORD_TOL_A) & ev_on if U is not None else np.zeros(ev_on.shape, dtype=np.bool_)
         k = {
             "strategy": self.strategy.value,
             "sessions": int(ns),

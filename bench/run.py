@@ -282,7 +282,8 @@ def bench_congested(days: int) -> None:
         print(
             f"    {k['active_steps']} active steps, {k['controller_calls']} controller calls, "
             f"{1e6 * k['sim_wall_s'] / max(k['active_steps'], 1):.0f} us per active step, "
-            f"violations {k['limit_violation_steps']}",
+            f"violations {k['limit_violation_steps']}, transients {k['transient_overshoot_steps']} steps "
+            f"({k['transient_overshoot_s']:.0f} s, up to {k['transient_overshoot_max_a']:.2f} A)",
             flush=True,
         )
     profiled("congested", lambda: simulate(sc, "llf"))

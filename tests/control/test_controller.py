@@ -1,6 +1,8 @@
 """The allocation controller on random snapshots consistent with a hidden physical truth:
 the safety invariants hold for every controlled strategy."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -238,17 +240,39 @@ def test_a_learned_limit_is_tested_with_room_nobody_else_wants():
 
     assert step(0, [0.0, 0.0]) == pytest.approx([14.0, 6.0])
     assert step(60, [7.0, 6.0]) == pytest.approx([7.5, 12.5])  # EV 0 takes only 7 A: learned
+    # tested at the first multiple of reprobe_s (900 s) at least 900 s on
+    due = math.ceil((t + 60 + 900) / 900) * 900 - t
+    assert step(due - 60, [7.0, 12.5]) == pytest.approx([7.5, 12.5]) and not ctrl.learning.probing[0]
     # its limit is due for a test: it may not take the other's share back to see
-    assert step(60 + 900, [7.0, 12.5]) == pytest.approx([7.5, 12.5])
+    assert step(due, [7.0, 12.5]) == pytest.approx([7.5, 12.5])
     assert ctrl.learning.probing[0]
     # room nobody else wants: EV 0 is offered it, takes it all, and is limited no more
-    assert step(60 + 960, [7.0, 12.5], limit=40.0) == pytest.approx([16.0, 16.0])
-    step(60 + 1020, [16.0, 16.0], limit=40.0)
+    assert step(due + 60, [7.0, 12.5], limit=40.0) == pytest.approx([16.0, 16.0])
+    step(due + 120, [16.0, 16.0], limit=40.0)
     assert not ctrl.learning.probing[0] and ctrl.learning.max_a[0] == np.inf
-    assert step(60 + 1080, [16.0, 16.0]) == pytest.approx([14.0, 6.0])
+    assert step(due + 180, [16.0, 16.0]) == pytest.approx([14.0, 6.0])
     # a test that shows the same limit learns it afresh
-    step(60 + 1140, [7.0, 6.0])
+    step(due + 240, [7.0, 6.0])
     assert ctrl.learning.max_a[0] == pytest.approx(7.5) and not ctrl.learning.probing[0]
+
+
+def test_limits_learned_within_one_period_are_tested_at_one_call():
+    topo = compile_topology(one_row_site(100.0, 3))
+    ctrl = make_controller(topo, "equal")
+    t = 1.7e9 - 1.7e9 % 900  # a multiple of reprobe_s
+
+    def step(dt, drawn):
+        meas = np.repeat(np.asarray(drawn, dtype=float)[:, None], 3, axis=1)
+        return ctrl.step(snapshot(topo, t=t + dt, measured=meas))
+
+    step(0, [0.0, 0.0, 0.0])
+    step(60, [7.0, 16.0, 16.0])  # EV 0 at its own limit
+    step(600, [7.0, 9.0, 16.0])  # EV 1 too, nine minutes later
+    assert np.isfinite(ctrl.learning.max_a[:2]).all()
+    step(1740, [7.5, 9.5, 16.0])
+    assert not ctrl.learning.probing.any()
+    step(1800, [7.5, 9.5, 16.0])  # both tested together, 29 and 20 minutes after
+    assert ctrl.learning.probing[:2].all()
 
 
 def test_the_draws_foretold_follow_the_readings():

@@ -305,13 +305,14 @@ def test_weighted_fill_rows_is_feasible_and_nobody_can_rise_alone(p, proportiona
     assert np.all(x >= lo - TOL) and np.all(x <= hi + TOL)
     assert no_worse(rows, x, lo)
     lim = np.maximum(rows.limits(), rows.values(lo))
+    tight = rows.values(x) >= lim - 1e-4  # a pair row may touch its limit and turn back
     for c in range(k):
         step = min(0.1, hi[c] - x[c])
         if step < 1e-3:
             continue
         up = x.copy()
         up[c] += step
-        assert np.any(touched(rows, c) & (rows.values(up) > lim)), c
+        assert np.any(touched(rows, c) & ((rows.values(up) > lim) | tight)), c
 
 
 @given(systems, st.booleans())

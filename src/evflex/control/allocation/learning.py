@@ -8,8 +8,10 @@ after a phase switch's pause. A charger still ramping, or held back while others
 not at the EV's limit. An EV drawing clearly less than a settled set-point is at its own limit
 (learned as what it draws plus half the threshold), a known EV limit included: a battery
 tapering near full draws less than any rating says. A learned limit is put to the test
-after ``reprobe_s``: the EV is *probing* (:attr:`EvLearning.probing`) and the controller
-offers it only room no other EV wants; drawing clearly more than its limit there, the EV is
+after ``reprobe_s`` (at the next multiple of it, so that the limits learned within one such
+period are tested together, at one controller call): the EV is *probing*
+(:attr:`EvLearning.probing`) and the controller offers it only room no other EV wants;
+drawing clearly more than its limit there, the EV is
 taken to take all it is offered (the limit forgotten), drawing clearly less than offered, the
 limit is learned afresh. An EV whose phases are unknown is assumed to draw on all of its
 charger's phases until a settled reading shows fewer.
@@ -99,7 +101,7 @@ class EvLearning:
         t = snap.time_s
         read_at = t if np.isnan(snap.measured_at_s) else snap.measured_at_s
         if t >= self.next_forget:  # the oldest learned limit is due for a test
-            due = (t - self.learned_at) >= self.reprobe_s
+            due = self._test_at(self.learned_at) <= t
             self.probing |= due
             self.learned_at[due] = np.nan
             self._update_next_forget()
@@ -155,6 +157,14 @@ class EvLearning:
         due = due[due > t_s]
         return float(due.min()) if due.size else np.inf
 
+    def _test_at(self, learned_at: np.ndarray) -> np.ndarray:
+        """When limits learned at ``learned_at`` are due for a test: the first multiple of
+        ``reprobe_s`` (from the epoch) at least ``reprobe_s`` after, so the limits learned
+        within one such period are tested together, at one controller call (NaN: none)."""
+        if self.reprobe_s <= 0:
+            return learned_at
+        return np.ceil((learned_at + self.reprobe_s) / self.reprobe_s - 1e-9) * self.reprobe_s
+
     def _update_next_forget(self) -> None:
         known = self.learned_at[~np.isnan(self.learned_at)]
-        self.next_forget = float(known.min()) + self.reprobe_s if known.size else np.inf
+        self.next_forget = float(self._test_at(known).min()) if known.size else np.inf

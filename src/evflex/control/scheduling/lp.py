@@ -15,7 +15,8 @@ Rows:
   (``coef_a`` as the real-time layer's linear rows see the session's EV: A of row per A of
   set-point; ``cap_a`` the limit less the base load, negative values taken as 0);
 - energy: ``sum_t kw_per_a[s] * period_h * x[s, t] + u[s] == energy_kwh[s]``: never more
-  than asked, the rest reported as shortfall.
+  than asked, the rest reported as shortfall. A request under ``ENERGY_TOL_KWH`` is none
+  (below HiGHS's tolerances such a row can be taken for infeasible).
 
 Objective [EUR]: the energy bought at ``price_eur_per_kwh[t]``, the shortfall at
 ``shortfall_eur_per_kwh`` (large: serve first, then save), and a tie-break of
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 import scipy.sparse as sp
+
+from evflex.units import ENERGY_TOL_KWH
 
 #: Default penalty on energy not served [EUR/kWh]: above any price, so serving comes first.
 SHORTFALL_EUR_PER_KWH = 1000.0
@@ -123,6 +126,7 @@ def build(lp: ChargingLP) -> tuple[highspy.HighsLp, np.ndarray, np.ndarray]:
     S, T, R = lp.shape
     s, t = _variables(lp)
     K = s.size
+    energy_kwh = np.where(lp.energy_kwh < ENERGY_TOL_KWH, 0.0, lp.energy_kwh).astype(np.float64)
     kwh_per_a = lp.kw_per_a[s] * lp.period_h  # energy of 1 A over one step [kWh]
     # site rows r * T + t
     C = lp.coef_a[:, s]  # (R, K)
@@ -140,9 +144,9 @@ def build(lp: ChargingLP) -> tuple[highspy.HighsLp, np.ndarray, np.ndarray]:
     cost = lp.price_eur_per_kwh[t] * kwh_per_a + lp.early_eur_per_kwh * kwh_per_a * t
     model.col_cost_ = np.concatenate([cost, np.full(S, lp.shortfall_eur_per_kwh)])
     model.col_lower_ = np.zeros(K + S)
-    model.col_upper_ = np.concatenate([lp.max_current_a[s], lp.energy_kwh]).astype(np.float64)
-    model.row_lower_ = np.concatenate([np.full(R * T, -highspy.kHighsInf), lp.energy_kwh])
-    model.row_upper_ = np.concatenate([np.maximum(lp.cap_a, 0.0).ravel(), lp.energy_kwh])
+    model.col_upper_ = np.concatenate([lp.max_current_a[s], energy_kwh]).astype(np.float64)
+    model.row_lower_ = np.concatenate([np.full(R * T, -highspy.kHighsInf), energy_kwh])
+    model.row_upper_ = np.concatenate([np.maximum(lp.cap_a, 0.0).ravel(), energy_kwh])
     model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     model.a_matrix_.start_ = A.indptr
     model.a_matrix_.index_ = A.indices

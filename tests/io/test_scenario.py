@@ -137,6 +137,24 @@ def test_series_must_cover_the_window(tmp_path):
     ]
 
 
+def test_a_limit_schedule_holds_its_last_value_to_the_end(tmp_path):
+    """A DSO curtailment as change points: 32 A, 10 A from 06:00 (a six-hour interval, then
+    nothing): the 10 A hold to the end of the day; a schedule starting late is refused."""
+    text = GOOD.replace(
+        "connection_limit_a = 32.0", 'connection_limit_a = 32.0\nconnection_limit_series = { file = "limit.csv" }'
+    )
+    schedule = "timestamp,limit_a\n2026-03-02T00:00:00+01:00,32\n2026-03-02T06:00:00+01:00,10\n"
+    (tmp_path / "limit.csv").write_text(schedule)
+    sc = read_scenario(write(tmp_path, text))
+    assert sc.connection_limit is not None
+    assert sc.connection_limit.sample(np.array([sc.simulation.end_s - 60.0])).ravel().tolist() == [10.0]
+    (tmp_path / "limit.csv").write_text("timestamp,limit_a\n2026-03-02T01:00:00+01:00,32\n")
+    assert lines(tmp_path, text) == [
+        "limit.csv: starts at 2026-03-02T01:00:00+01:00 but the simulation starts at 2026-03-02T00:00:00+01:00 "
+        "(a limit holds from its first timestamp)"
+    ]
+
+
 def test_base_load_file_in_power_is_split_over_phases(tmp_path):
     (tmp_path / "load.csv").write_text(
         "timestamp,power_kw\n2026-03-02T00:00:00+01:00,6.9\n2026-03-03T00:00:00+01:00,6.9\n"

@@ -329,7 +329,7 @@ def parse_scenario(
             except ValidationError as exc:
                 probs += exc.problems
                 continue
-            probs += _coverage(ser, sim_cfg, f.name)
+            probs += _coverage(ser, sim_cfg, f.name, schedule=kind == "limit")
             series[kind] = ser  # base load and PV as current per phase (k, 3) [A]
         elif isinstance(sp, BaseLoadSpec):
             sseed = sp.seed if seed_override is None else seed_override
@@ -530,8 +530,11 @@ def _window_problems(table, cfg: SimulationConfig, source: str) -> list[Problem]
     ]
 
 
-def _coverage(ser: StepSeries, cfg: SimulationConfig, source: str) -> list[Problem]:
-    if ser.start_s <= cfg.start_s and ser.end_s >= cfg.end_s:
+def _coverage(ser: StepSeries, cfg: SimulationConfig, source: str, schedule: bool = False) -> list[Problem]:
+    """A series must cover the simulated window; a ``schedule`` (a limit: change points,
+    each value holding until the next) only needs to start by the window's start, its last
+    value holding to the end."""
+    if ser.start_s <= cfg.start_s and (schedule or ser.end_s >= cfg.end_s):
         return []
 
     def iso(t):
@@ -540,7 +543,10 @@ def _coverage(ser: StepSeries, cfg: SimulationConfig, source: str) -> list[Probl
     return [
         problem(
             source,
-            f"covers {iso(ser.start_s)} to {iso(ser.end_s)} but the simulation runs "
+            f"starts at {iso(ser.start_s)} but the simulation starts at {iso(cfg.start_s)} (a limit holds "
+            "from its first timestamp)"
+            if schedule
+            else f"covers {iso(ser.start_s)} to {iso(ser.end_s)} but the simulation runs "
             f"{iso(cfg.start_s)} to {iso(cfg.end_s)}",
         )
     ]

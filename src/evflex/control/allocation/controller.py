@@ -54,6 +54,9 @@ SMALL_ORDER = 64
 #: :meth:`AllocationController._restart_holds`).
 REKEY_FAILS = 2
 REKEY_EVERY = 8
+#: Lowerings weighed per round of a repair of the unbalance at the draws foretold: those
+#: that help its worst row most (see :meth:`AllocationController._repair`).
+REPAIR_TRIALS = 8
 #: Headroom needed on every row before a one-phase connector goes back to three phases [A].
 BACK_TO_THREE_MARGIN_A = 1.0
 
@@ -122,12 +125,14 @@ class AllocationController:
         self.params = p = params or ControllerParams()
         t = topology
         self.rows = SiteRows(t, p.margin_a)
-        self.learning = EvLearning(t, p.learn_threshold_a, p.reprobe_s, p.learn_ev_limits)
+        self.learning = EvLearning(
+            t, p.learn_threshold_a, p.reprobe_s, p.learn_ev_limits, foretell=t.max_unbalance_a is not None
+        )
         self.modes = PhaseModes(t, p.phase_switch_dwell_s, p.max_phase_switches)
         self._onoff = ~t.modulation
         self._any_onoff = bool(self._onoff.any())
         #: an unbalance limit holds at the draws the meters will read too (see _repair)
-        self._meters_matter = t.max_unbalance_a is not None and p.learn_ev_limits
+        self._meters_matter = self.learning.foretell
         self._inv_res = 1.0 / t.resolution_a
         self._j_per_a = J_PER_KWH / t.voltage_v  # remaining kWh -> A x s per conductor
         self._kwh_per_a_s = 1.0 / self._j_per_a
@@ -389,13 +394,16 @@ class AllocationController:
 
     def _worst(
         self, rows: RowSystem, x: np.ndarray, unb: RowSystem | None, p: np.ndarray | None
-    ) -> tuple[float, float]:
+    ) -> tuple[float, float, np.ndarray | None]:
         """The worst excess over every row at set-points ``x`` and, where an unbalance limit
         is declared, of its rows ``unb`` at the draws ``p`` the meters will read for them
-        (:meth:`EvLearning.predicted`; None: the set-points, -inf)."""
+        (:meth:`EvLearning.predicted`; None: the set-points, -inf), with the excesses of
+        ``unb`` there."""
         wx = float(rows.excess(x).max(initial=-np.inf))
-        wp = float(unb.excess(p).max(initial=-np.inf)) if unb is not None and p is not None else -np.inf
-        return wx, wp
+        if unb is None or p is None:
+            return wx, -np.inf, None
+        ex = unb.excess(p)
+        return wx, float(ex.max(initial=-np.inf)), ex
 
     def _foretold(self, x: np.ndarray) -> np.ndarray | None:
         """The draws the meters will read for set-points ``x`` where they differ from them
@@ -409,14 +417,14 @@ class AllocationController:
         """Lower set-points a resolution step at a time (to 0 below the minimum), always the
         one that most reduces the worst excess (:meth:`_worst`), until every row holds. Where
         the rows hold at the set-points and only the unbalance at the draws foretold is over,
-        the lowerings are weighed on the unbalance rows alone (a lowering that breaks another
-        row is mended at the next round)."""
+        the :data:`REPAIR_TRIALS` lowerings that help its worst row most are weighed, on the
+        unbalance rows alone (a lowering that breaks another row is mended at the next round)."""
         res = self.topology.resolution_a
         unb = rows.unbalance_only() if self._meters_matter else None
         x = x.copy()
         for _ in range(4 * len(x) + 8):
             p = self._foretold(x)
-            wx, wp = self._worst(rows, x, unb, p)
+            wx, wp, ex_p = self._worst(rows, x, unb, p)
             if max(wx, wp) <= CURRENT_TOL_A:
                 return x
             cand = np.flatnonzero(x > 0)
@@ -427,6 +435,10 @@ class AllocationController:
                 lower = np.where(self._onoff[cand], 0.0, lower)
             if unb is not None and p is not None:
                 by_a = p[cand] - self.learning.predicted(lower, cand)
+                if wx <= CURRENT_TOL_A and cand.size > REPAIR_TRIALS:
+                    # only the unbalance is over, at the draws: try the lowerings that help it most
+                    top = np.argsort(-unb.worst_slopes(p, cand, ex_p) * by_a, kind="stable")[:REPAIR_TRIALS]
+                    cand, lower, by_a = cand[top], lower[top], by_a[top]
                 after = unb.excess_lowered(p, cand, by_a).max(axis=1, initial=-np.inf)
                 # the rows hold at the set-points: only the unbalance rows there may rise (the
                 # others are checked again at the next round)
@@ -436,7 +448,8 @@ class AllocationController:
                 after = rows.excess_lowered(x, cand, x[cand] - lower).max(axis=1, initial=-np.inf)
             best = int(np.argmin(after))
             x[cand[best]] = lower[best]
-        return np.where(max(self._worst(rows, x, unb, self._foretold(x))) <= CURRENT_TOL_A, x, 0.0)
+        wx, wp, _ = self._worst(rows, x, unb, self._foretold(x))
+        return np.where(max(wx, wp) <= CURRENT_TOL_A, x, 0.0)
 
     def _back_to_full_phases(self, snap: SiteSnapshot, current, lb, drawn) -> np.ndarray:
         """One-phase connectors go back to all their phases where those fit with a margin,

@@ -41,10 +41,11 @@ PHASE_SHARE = 0.25
 class EvLearning:
     """Learned EV limits and phases, per connector."""
 
-    def __init__(self, topology: Topology, threshold_a: float, reprobe_s: float, enabled: bool):
+    def __init__(self, topology: Topology, threshold_a: float, reprobe_s: float, enabled: bool, foretell: bool = True):
         t = topology
         self.topology = t
         self.enabled = enabled
+        self.foretell = enabled and foretell  # read the offsets (see the module; only an unbalance needs them)
         self.reprobe_s = reprobe_s
         self.threshold_a = np.maximum(threshold_a, 2.0 * t.precision_a)
         self._half_a = 0.5 * self.threshold_a
@@ -92,7 +93,8 @@ class EvLearning:
         if any_switched:
             at = at + np.where(switched, self.topology.phase_switch_s, 0.0)
         self.settled_at = np.where(changed, np.maximum(self.settled_at, at), self.settled_at)
-        self.offset_read[changed] = False  # an EV near its own limit draws less below some set-points
+        if self.foretell:
+            self.offset_read[changed] = False  # an EV near its own limit draws less below some set-points
 
     def update(self, snap: SiteSnapshot, setpoint_a: np.ndarray, full_mode: np.ndarray) -> bool:
         """Learn from the snapshot's readings against the set-points in force;
@@ -110,16 +112,15 @@ class EvLearning:
         steady = (setpoint_a > 0) & (read_at >= self.settled_at)
         if not self.enabled or not np.count_nonzero(steady):
             return False
-        # offsets: at the first settled reading, and where the EV draws clearly less than foretold
-        read = steady & (~self.offset_read | (drawn < self.predicted(setpoint_a) - self._half_a))
+        if self.foretell:  # offsets: at the first settled reading, and where the EV draws clearly less than foretold
+            read = steady & (~self.offset_read | (drawn < self.predicted(setpoint_a) - self._half_a))
         limited = steady & (drawn < setpoint_a - self.threshold_a)
         if np.count_nonzero(limited):
             self.max_a[limited] = drawn[limited] + 0.5 * self.threshold_a[limited]
             self.learned_at[limited] = t
             self.probing[limited] = False
             self._update_next_forget()
-        read &= ~limited  # at its own limit: the offset is read once the EV follows again
-        if np.count_nonzero(read):
+        if self.foretell and np.count_nonzero(read := read & ~limited):  # at its own limit: read once it follows
             self.offset_a[read] = np.clip(setpoint_a[read] - drawn[read], 0.0, self.threshold_a[read])
             self.offset_read |= read
         if self.probing.any():  # took clearly more than its limit when offered: no limit

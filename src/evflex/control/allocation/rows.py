@@ -395,6 +395,24 @@ class RowSystem:
             return np.zeros((len(d), 0))
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
+    def worst_slopes(self, x: np.ndarray, cols: np.ndarray, excess: np.ndarray | None = None) -> np.ndarray:
+        """How fast the row with the largest excess at currents ``x`` (k,) (``excess``: the
+        :meth:`excess` there, if known) grows with each of the connectors ``cols``' current,
+        there [A per A]: where lowering one helps most."""
+        r = int(np.argmax(self.excess(x) if excess is None else excess))
+        sl = self.kind_slices()
+        if r < sl["linear"].stop:
+            return self.M[r, cols]
+        if r < sl["signed"].stop:
+            return self.S[r - sl["signed"].start, cols]
+        y = self.phasors(x)
+        u = y / np.where(np.abs(y) > 0, np.abs(y), 1.0)  # d|y| = Re(conj(u) dy)
+        if r < sl["phasor"].stop:
+            i = r - sl["phasor"].start
+            return (np.conj(u[i]) * self.Z[i, cols]).real
+        i, j = self.pairs[r - sl["pair"].start]
+        return (np.conj(u[i]) * self.Z[i, cols]).real - (np.conj(u[j]) * self.Z[j, cols]).real
+
     def feasible(self, x: np.ndarray, tol: float = CURRENT_TOL_A) -> bool:
         """Every row within its limit (up to ``tol``) for currents ``x`` ((k,) or (N, k))."""
         if self.linear_only:

@@ -263,6 +263,17 @@ def test_a_limit_below_the_minimum_current_is_said_once_by_simulate_and_by_valid
     assert len(said) == 1 and said[0].startswith("warning: ") and "controlled strategies deliver nothing" in said[0]
 
 
+def test_validate_states_a_limit_series(case, evflex):
+    (case / "limit.csv").write_text("timestamp,limit_a\n2026-03-02T00:00:00+01:00,32\n2026-03-02T17:00:00+01:00,10\n")
+    text = textwrap.dedent(SCENARIO).replace(
+        "connection_limit_a = 32.0", 'connection_limit_a = 32.0\nconnection_limit_series = { file = "limit.csv" }'
+    )
+    (case / "scenario.toml").write_text(text)
+    r = evflex("validate", "scenario.toml", cwd=case)
+    assert r.returncode == 0, r.stderr
+    assert "32 A per phase (a limit series: 10 to 32 A)" in r.stdout
+
+
 def test_validate_states_the_transformer_limits_of_the_caltech_site(evflex):
     r = evflex("validate", str(ROOT / "examples" / "caltech_acn.toml"), cwd=ROOT)
     assert r.returncode == 0, r.stderr

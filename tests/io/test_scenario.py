@@ -137,6 +137,18 @@ def test_series_must_cover_the_window(tmp_path):
     ]
 
 
+def test_true_or_a_quoted_number_is_not_a_number(tmp_path):
+    """TOML's true would read as 1 A (or 1 s steps) and "28" as 28: both are named instead."""
+    text = GOOD.replace("connection_limit_a = 32.0", "connection_limit_a = true\nmax_unbalance_a = false")
+    text = text.replace("days = 1", 'days = "1"')
+    msg = "input should be a number (not true/false or a quoted string)"
+    assert lines(tmp_path, text) == [
+        f"scenario.toml: site.connection_limit_a=True: {msg}",
+        f"scenario.toml: site.max_unbalance_a=False: {msg}",
+        f"scenario.toml: simulation.days='1': {msg}",
+    ]
+
+
 def test_a_limit_schedule_holds_its_last_value_to_the_end(tmp_path):
     """A DSO curtailment as change points: 32 A, 10 A from 06:00 (a six-hour interval, then
     nothing): the 10 A hold to the end of the day; a schedule starting late is refused."""

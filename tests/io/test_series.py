@@ -88,7 +88,7 @@ def test_bad_numbers_name_file_line_column_and_value(tmp_path):
     text = f"timestamp,l1_kw,l2_kw,l3_kw\n{T0},0,abc,0\n{T1},inf,1,\n"
     assert problems(tmp_path, text, "pv", "pv.csv") == [
         "pv.csv:2: l2_kw='abc': not a number",
-        "pv.csv:3: l1_kw='inf': not a number",
+        "pv.csv:3: l1_kw='inf': not a finite number",
         "pv.csv:3: l3_kw='': is empty",
     ]
 

@@ -48,7 +48,7 @@ def test_missing_or_odd_kpis_do_not_break_the_table():
     cells = summary_cells({"strategy": "edf", "energy_served_pct": "n/a"})
     assert cells[0] == "edf" and cells[1] == "n/a"
     assert cells[2:] == [MISSING] * (len(SUMMARY_COLUMNS) - 2)
-    assert summary_title([{}]) == "limit unknown; over = steps above a limit"
+    assert summary_title([{}]) == "limit unknown; over = steps above a current limit"
     assert summary_title([KPIS, {**KPIS, "grid_limit_a": 40.0}]).startswith("limit 40 A per phase")
 
 
@@ -104,5 +104,7 @@ def test_an_unbalance_beyond_its_limit_is_said_with_its_extent():
         "(up to 41.0 A), 120 of them in a step where an EV took less than a newly offered current or stopped on "
         "its own (no reading could tell beforehand)"
     )
+    (text,) = notices({**run, "unbalance_violation_surprise_steps": 120, "strategy": "uncontrolled"})
+    assert text.endswith("(up to 41.0 A)")  # holding no limit, it cannot be surprised
     assert notices({**run, "unbalance_violation_steps": 0}) == []
     assert notices({**run, "max_unbalance_a": None}) == []  # no limit declared: nothing to say

@@ -260,6 +260,9 @@ def validate(
     if limit_a < min_a:
         _warn([f"no EV can ever charge: the connection limit ({limit_a:g} A) is below the {min_a:g} A minimum current"])
     limits = f"{site.phase_limit_a:.4g} A per phase"
+    if sc.connection_limit is not None:
+        lim = sc.connection_limit.values
+        limits += f" (a limit series: {float(lim.min()):.4g} to {float(lim.max()):.4g} A)"
     if site.transformer_kw is not None:
         limits += f" (transformer {site.transformer_kw:g} kW"
         limits += f", primary {site.primary_limit_a:.4g} A per line)" if site.transformer_primary_ll_v else ")"

@@ -173,7 +173,7 @@ def parse_numbers(
     probs = [
         problem(
             source,
-            "is empty" if empty[i] else "not a number",
+            "is empty" if empty[i] else "not a finite number" if np.isinf(num[i]) else "not a number",
             line=lines[i],
             field=field,
             value=text.iloc[i],

@@ -8,15 +8,17 @@ the order they appear in the file: ``chargers[2].max_current_a`` is the second
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
+import typing
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticError
 
 from evflex.control.allocation.controller import ControllerParams
@@ -34,6 +36,25 @@ from evflex.units import PHASE_NAMES
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value, info: ValidationInfo):
+        """A TOML true/false or a quoted "28" where a number belongs is a mistake to name, not
+        a 1 or a 28 to read."""
+        if isinstance(value, (bool, str)) and info.field_name in _numeric_fields(cls):
+            raise ValueError("input should be a number (not true/false or a quoted string)")
+        return value
+
+
+@functools.cache
+def _numeric_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` that hold a number (int or float, optional or not)."""
+
+    def numeric(t) -> bool:
+        return t in (int, float) or any(numeric(a) for a in typing.get_args(t) if a is not type(None))
+
+    return frozenset(name for name, f in model.model_fields.items() if numeric(f.annotation))
 
 
 class _FileOrProfile(_Strict):

@@ -34,7 +34,7 @@ def summary_title(kpis_list: Sequence[Mapping]) -> str:
     """Title line of the summary table: the (lowest) limit and what ``over`` counts."""
     limits = [k["grid_limit_a"] for k in kpis_list if isinstance(k.get("grid_limit_a"), (int, float))]
     limit = f"limit {min(limits):g} A per phase" if limits else "limit unknown"
-    return f"{limit}; over = steps above a limit"
+    return f"{limit}; over = steps above a current limit"
 
 
 def summary_cells(kpis: Mapping) -> list[str]:
@@ -107,7 +107,7 @@ def notices(kpis: Mapping) -> list[str]:
             f"step{'s' if n != 1 else ''} (up to {float(worst):.1f} A)"
         )
         surprised = kpis.get("unbalance_violation_surprise_steps")
-        if _is_number(surprised):
+        if _is_number(surprised) and kpis.get("strategy") != "uncontrolled":  # it holds no limit to be surprised in
             m = round(float(surprised))
             text += (
                 f", {m:,} of them in a step where an EV took less than a newly offered current or stopped on its own"

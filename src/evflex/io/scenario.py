@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticError
@@ -26,6 +27,7 @@ from evflex.control.interface import Strategy
 from evflex.errors import Problem, ValidationError, problem
 from evflex.io.series import read_series
 from evflex.io.sessions import parse_sessions, read_sessions, sessions_as_text
+from evflex.markets.tariff import Tariff, TouPeriod
 from evflex.model.series import StepSeries
 from evflex.model.site import Charger, ChargerResponse, Feeder, Site
 from evflex.model.topology import compile_topology
@@ -234,6 +236,60 @@ class ControllerSpec(_Strict):
     order_period_s: float = Field(ControllerParams.order_period_s, ge=0)
 
 
+#: Day names a time-of-use period may list (or "weekdays", "weekend").
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_GROUPS = {"weekdays": range(5), "weekend": range(5, 7)}
+
+
+class TouSpec(_Strict):
+    """A time-of-use period: ``start``-``end`` local time ("HH:MM", "24:00" allowed as an
+    end; an end before the start runs over midnight), on ``days``, in ``months``."""
+
+    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    end: str = Field(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")
+    eur_per_kwh: float = Field(ge=-10, le=10)
+    days: list[str] = Field(["weekdays", "weekend"], min_length=1)
+    months: list[int] = Field(list(range(1, 13)), min_length=1)
+
+    @model_validator(mode="after")
+    def _known_days_and_months(self) -> TouSpec:
+        bad = [d for d in self.days if d.lower() not in DAY_NAMES and d.lower() not in DAY_GROUPS]
+        if bad:
+            raise ValueError(f"days {bad}: use {', '.join(DAY_NAMES)}, weekdays or weekend")
+        if any(not 1 <= m <= 12 for m in self.months):
+            raise ValueError(f"months {self.months}: 1 to 12")
+        return self
+
+    def period(self) -> TouPeriod:
+        def minutes(hhmm: str) -> int:
+            h, m = hhmm.split(":")
+            return int(h) * 60 + int(m)
+
+        days: set[int] = set()
+        for d in self.days:
+            d = d.lower()
+            days.update(DAY_GROUPS[d] if d in DAY_GROUPS else [DAY_NAMES.index(d)])
+        end = minutes(self.end) % (24 * 60)
+        return TouPeriod(minutes(self.start), end, self.eur_per_kwh, frozenset(days), frozenset(self.months))
+
+
+class TariffSpec(_Strict):
+    """The ``[tariff]`` table: see the README (Tariffs)."""
+
+    energy_eur_per_kwh: float | None = Field(None, ge=-10, le=10)
+    tou: list[TouSpec] | None = Field(None, min_length=1)
+    prices: FileSpec | None = None
+    export_eur_per_kwh: float = Field(0.0, ge=-10, le=10)
+    demand_charge_eur_per_kw: float = Field(0.0, ge=0, le=1e4)
+    billing: Literal["run", "month"] = "run"
+
+    @model_validator(mode="after")
+    def _some_price(self) -> TariffSpec:
+        if self.energy_eur_per_kwh is None and self.tou is None and self.prices is None:
+            raise ValueError("give energy_eur_per_kwh, tou or prices (or several: prices first, then tou, then flat)")
+        return self
+
+
 class ScenarioSpec(_Strict):
     site: SiteSpec
     chargers: list[ChargerSpec] = Field(min_length=1)
@@ -241,6 +297,7 @@ class ScenarioSpec(_Strict):
     sessions: SessionsSpec
     simulation: SimulationSpec
     controller: ControllerSpec = ControllerSpec()
+    tariff: TariffSpec | None = None
 
 
 def parse_rotation(text: str) -> tuple[int, ...] | None:
@@ -366,6 +423,10 @@ def parse_scenario(
             series[kind] = StepSeries(
                 t, profiles.phase_split(v, site.voltage_ln_v), name=f"clear-sky PV, peak {sp.peak_kw:g} kW"
             )
+    tariff = None
+    if spec.tariff is not None:
+        tariff, p = _tariff(spec.tariff, sim_cfg, resolve, source)
+        probs += p
     if probs or table is None:
         raise ValidationError(probs)
     return Scenario(
@@ -377,7 +438,35 @@ def parse_scenario(
         pv=series["pv"],
         connection_limit=series["limit"],
         sessions_source=sess_src,
+        tariff=tariff,
     )
+
+
+def _tariff(spec: TariffSpec, cfg: SimulationConfig, resolve, source: str) -> tuple[Tariff | None, list[Problem]]:
+    """The tariff of a ``[tariff]`` table, with its price file read; every step of the run
+    must have a price."""
+    prices = None
+    if spec.prices is not None:
+        f = resolve(spec.prices.file)
+        try:
+            prices = read_series(f, "price", 1.0, source=f.name)
+        except ValidationError as exc:
+            return None, exc.problems
+    tariff = Tariff(
+        energy_eur_per_kwh=spec.energy_eur_per_kwh,
+        tou=tuple(t.period() for t in spec.tou or ()),
+        prices=prices,
+        export_eur_per_kwh=spec.export_eur_per_kwh,
+        demand_charge_eur_per_kw=spec.demand_charge_eur_per_kw,
+        billing=spec.billing,
+    )
+    steps = cfg.start_s + cfg.period_s * np.arange(int(round((cfg.end_s - cfg.start_s) / cfg.period_s)))
+    try:
+        tariff.energy_price(steps, cfg.tz)
+    except ValueError as exc:
+        where = prices.name if prices is not None else "tariff"
+        return None, [problem(source if prices is None else where, f"{exc} (give energy_eur_per_kwh as the rest)")]
+    return tariff, []
 
 
 def generated_sessions(profile: str, topo, cfg: SimulationConfig, seed: int, days: float):

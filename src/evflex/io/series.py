@@ -1,4 +1,4 @@
-"""Readers of time-series CSV files: base load, PV, connection limit.
+"""Readers of time-series CSV files: base load, PV, connection limit, energy price.
 
 Every file has a ``timestamp`` column (ISO-8601 with offset; naive is read as UTC with a
 warning) stamping the *start* of the interval its values hold for, and its values in one
@@ -15,6 +15,8 @@ of these forms:
   ``timestamp, l2_kw`` and loads only L2. A file gives one form: per-phase currents and
   powers together, or a per-phase form with ``power_kw``, is a problem naming what to drop.
 - connection limit: ``limit_a`` [A per phase, >= 0; 0 is a curtailment to nothing].
+- energy price (a tariff's dynamic prices, e.g. the day-ahead market): ``eur_per_kwh`` or
+  ``eur_per_mwh`` (one of the two; negative prices allowed), read as EUR/kWh.
 
 Any series may have a ``known_from`` column: when the row's value was announced (ISO-8601
 with offset, not after the row's ``timestamp``; an empty cell: when it takes effect). A
@@ -42,7 +44,8 @@ PHASE_KW_COLUMNS = ["l1_kw", "l2_kw", "l3_kw"]
 TOTAL_COLUMN = "power_kw"
 LIMIT_COLUMN = "limit_a"
 KNOWN_FROM = "known_from"
-KINDS = ("base_load", "pv", "limit")
+PRICE_COLUMNS = {"eur_per_kwh": 1.0, "eur_per_mwh": 1e-3}  # to EUR/kWh
+KINDS = ("base_load", "pv", "limit", "price")
 
 
 def read_series(path: Path, kind: str, voltage_ln_v: float, source: str | None = None) -> StepSeries:
@@ -106,6 +109,9 @@ def read_series(path: Path, kind: str, voltage_ln_v: float, source: str | None =
         known_from = np.where(np.isnan(known_from), times, known_from)
     if kind == "limit":
         values = cols[LIMIT_COLUMN]
+    elif kind == "price":
+        (c,) = cols
+        values = cols[c] * PRICE_COLUMNS[c]
     else:
         values = _per_phase_a(cols, len(times), voltage_ln_v)
         if kind == "pv" and values.sum() < 0:
@@ -119,6 +125,12 @@ def _value_columns(columns: list[str], kind: str, src: str) -> tuple[list[str], 
         if LIMIT_COLUMN not in columns:
             return [], [problem(src, f"missing required column '{LIMIT_COLUMN}'")]
         return [LIMIT_COLUMN], []
+    if kind == "price":
+        given = [c for c in PRICE_COLUMNS if c in columns]
+        if len(given) != 1:
+            what = "both" if given else "missing"
+            return [], [problem(src, f"{what} of the price columns 'eur_per_kwh', 'eur_per_mwh': give one")]
+        return given, []
     amps = [c for c in PHASE_COLUMNS if c in columns]
     kws = [c for c in PHASE_KW_COLUMNS if c in columns]
     total = TOTAL_COLUMN in columns

@@ -615,7 +615,22 @@ class SimulationResult:
             "controller_calls": int(r.called.sum()),
             "sim_wall_s": float(r.wall_s),
         }
+        if self.scenario.tariff is not None:
+            k.update(self._costs(site_kw))
         return k
+
+    def _costs(self, site_kw: np.ndarray) -> dict[str, float]:
+        """The tariff's cost KPIs: each step's metered energy at the price at its start (export
+        at the export price), the demand charge on the highest step-average import power of
+        each billing period [EUR]."""
+        from evflex.markets.tariff import demand_charge_eur, energy_cost_eur
+
+        tariff, cfg, t = self.scenario.tariff, self.scenario.simulation, self.record.times_s
+        assert tariff is not None
+        price = tariff.energy_price(t, cfg.tz)
+        energy = energy_cost_eur(site_kw * (self.period_s / 3600.0), price, tariff.export_eur_per_kwh)
+        demand = demand_charge_eur(site_kw, t, cfg.tz, tariff.demand_charge_eur_per_kw, tariff.billing)
+        return {"energy_cost_eur": energy, "demand_charge_eur": demand, "total_cost_eur": energy + demand}
 
     def _lowest_limit_a(self) -> float:
         """The lowest connection limit at any time of the window, inside steps too [A]."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from evflex.control.allocation.controller import ControllerParams
 from evflex.control.interface import Strategy
+from evflex.markets.tariff import Tariff
 from evflex.model.series import StepSeries
 from evflex.model.sessions import DEFAULT_TAPER_SOC, SessionTable
 from evflex.model.site import Site
@@ -76,7 +77,7 @@ class Scenario:
     ``base_load`` holds per-phase currents (k, 3) [A] of the building; ``pv`` the PV output
     per phase (k, 3) [A, generation positive]; ``connection_limit`` a time-varying per-phase
     limit (k,) [A] replacing the static one where given (values may carry when they were
-    announced: ``known_from_s``).
+    announced: ``known_from_s``); ``tariff`` what the site pays (costs in the KPIs).
     """
 
     site: Site
@@ -88,6 +89,7 @@ class Scenario:
     connection_limit: StepSeries | None = None
     source: Path | None = None
     sessions_source: str = ""
+    tariff: Tariff | None = None
 
     def with_source(self, path: Path) -> Scenario:
         """The same scenario, remembering the file it was read from."""

@@ -1,0 +1,125 @@
+"""Tariffs: what the site pays for its energy and its peak, as array functions.
+
+What belongs here: a tariff as data (:class:`Tariff`: a flat energy price, time-of-use
+periods by time of day, weekday and month, or a dynamic price series such as the day-ahead
+market; an export price; a demand charge on the peak of each billing period) and the pure
+computations on it: the price at given times (:meth:`Tariff.energy_price`), the energy cost of
+a site's metered energy per step (:func:`energy_cost_eur`) and the demand charge on its power
+(:func:`demand_charge_eur`). Reading tariffs from files and scenarios lives in ``io``; the
+planners and the KPIs call these.
+
+Sign convention: site energy and power are positive when the site imports from the grid;
+exported energy (PV, V2G) is paid at ``export_eur_per_kwh``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+
+import numpy as np
+
+from evflex.model.series import StepSeries
+
+#: Minutes in a day: a time-of-use period ending at midnight ends at this minute.
+DAY_MIN = 24 * 60
+ALL_DAYS = frozenset(range(7))  # Monday = 0
+ALL_MONTHS = frozenset(range(1, 13))
+
+
+@dataclass(frozen=True)
+class TouPeriod:
+    """A time-of-use price holding from ``start_min`` to ``end_min`` (minutes after local
+    midnight; ``end_min`` <= ``start_min`` runs over midnight) on ``days`` (0 = Monday) of
+    ``months`` (1-12)."""
+
+    start_min: int
+    end_min: int
+    eur_per_kwh: float
+    days: frozenset[int] = ALL_DAYS
+    months: frozenset[int] = ALL_MONTHS
+
+    def covers(self, minute: np.ndarray, weekday: np.ndarray, month: np.ndarray) -> np.ndarray:
+        """Whether the period holds at local times given as minute of the day, weekday and
+        month (arrays of one shape)."""
+        if self.start_min < self.end_min:
+            in_day = (minute >= self.start_min) & (minute < self.end_min)
+        else:  # over midnight (or the whole day when start == end)
+            in_day = (minute >= self.start_min) | (minute < self.end_min)
+        return in_day & np.isin(weekday, list(self.days)) & np.isin(month, list(self.months))
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """What the site pays (see the module docstring).
+
+    The energy price at a time is the first of: the ``prices`` series (values in EUR/kWh),
+    the first time-of-use period that covers the time, the flat ``energy_eur_per_kwh``. A time
+    none of them prices is an error (:meth:`energy_price` raises ``ValueError``).
+    """
+
+    energy_eur_per_kwh: float | None = None
+    tou: tuple[TouPeriod, ...] = ()
+    prices: StepSeries | None = None
+    export_eur_per_kwh: float = 0.0
+    demand_charge_eur_per_kw: float = 0.0
+    billing: str = "run"  # the demand charge's billing period: the whole "run" or each "month"
+    name: str = field(default="", compare=False)
+
+    def energy_price(self, times_s: np.ndarray, tz: tzinfo) -> np.ndarray:
+        """The import price at each of ``times_s`` (POSIX s) [EUR/kWh]; local time in ``tz``
+        decides the time-of-use periods."""
+        t = np.asarray(times_s, dtype=np.float64)
+        out = np.full(t.shape, np.nan)
+        if self.prices is not None:
+            inside = (t >= self.prices.start_s) & (t < self.prices.end_s)
+            out[inside] = np.asarray(self.prices.sample(t[inside]), dtype=np.float64).reshape(-1)
+        if self.tou and np.isnan(out).any():
+            minute, weekday, month = local_calendar(t, tz)
+            for p in self.tou:
+                take = np.isnan(out) & p.covers(minute, weekday, month)
+                out[take] = p.eur_per_kwh
+        if self.energy_eur_per_kwh is not None:
+            out[np.isnan(out)] = self.energy_eur_per_kwh
+        if np.isnan(out).any():
+            first = datetime.fromtimestamp(float(t[np.isnan(out)][0]), tz).isoformat()
+            raise ValueError(f"tariff{' ' + self.name if self.name else ''}: no price at {first}")
+        return out
+
+
+def local_calendar(times_s: np.ndarray, tz: tzinfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minute of the day, weekday (0 = Monday) and month (1-12) of each POSIX time in ``tz``
+    (daylight saving time as the zone has it)."""
+    import pandas as pd
+
+    idx = pd.to_datetime(np.asarray(times_s, dtype=np.float64), unit="s", utc=True).tz_convert(tz)
+    minute = np.asarray(idx.hour * 60 + idx.minute, dtype=np.int64)
+    return minute, np.asarray(idx.day_of_week, dtype=np.int64), np.asarray(idx.month, dtype=np.int64)
+
+
+def energy_cost_eur(site_kwh: np.ndarray, price_eur_per_kwh: np.ndarray, export_eur_per_kwh: float = 0.0) -> float:
+    """What the site pays for its energy: each step's import at that step's price, less its
+    export at the export price [EUR]."""
+    e = np.asarray(site_kwh, dtype=np.float64)
+    imported, exported = np.maximum(e, 0.0), np.maximum(-e, 0.0)
+    return float(imported @ np.asarray(price_eur_per_kwh, dtype=np.float64) - export_eur_per_kwh * exported.sum())
+
+
+def demand_charge_eur(
+    site_kw: np.ndarray, times_s: np.ndarray, tz: tzinfo, eur_per_kw: float, billing: str = "run"
+) -> float:
+    """The demand charge: ``eur_per_kw`` on the highest import power of each billing period
+    (``run``: the whole series; ``month``: each calendar month in ``tz``) [EUR]."""
+    p = np.maximum(np.asarray(site_kw, dtype=np.float64), 0.0)
+    if not p.size or eur_per_kw == 0.0:
+        return 0.0
+    if billing == "run":
+        return float(eur_per_kw * p.max())
+    if billing != "month":
+        raise ValueError(f"billing {billing!r}: must be 'run' or 'month'")
+    import pandas as pd
+
+    idx = pd.to_datetime(np.asarray(times_s, dtype=np.float64), unit="s", utc=True).tz_convert(tz)
+    key = np.asarray(idx.year * 12 + idx.month, dtype=np.int64)
+    peaks = pd.Series(p).groupby(key).max().to_numpy()
+    return float(eur_per_kw * peaks.sum())

@@ -1,0 +1,101 @@
+"""The ``[tariff]`` table of a scenario and the cost KPIs of a run, against hand calculations."""
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from evflex.errors import ValidationError
+from evflex.io.scenario import read_scenario
+from evflex.sim.engine import simulate
+
+SESSIONS = (
+    "session_id,connector_id,arrival,departure,energy_kwh\n"
+    "a,C1-1,2026-03-02T08:00:00+01:00,2026-03-02T17:00:00+01:00,12\n"
+    "b,C1-2,2026-03-02T20:00:00+01:00,2026-03-02T23:59:00+01:00,6\n"
+)
+
+SCENARIO = """
+[site]
+name = "tariffs"
+connection_limit_a = 32.0
+
+[[chargers]]
+count = 1
+connectors = 2
+
+[sessions]
+file = "sessions.csv"
+
+[simulation]
+start = "2026-03-02T00:00:00+01:00"
+days = 1
+period_s = 60
+"""
+
+
+def read(tmp_path, tariff: str, files: dict[str, str] | None = None):
+    (tmp_path / "sessions.csv").write_text(SESSIONS)
+    for name, text in (files or {}).items():
+        (tmp_path / name).write_text(text)
+    p = tmp_path / "scenario.toml"
+    p.write_text(textwrap.dedent(SCENARIO) + textwrap.dedent(tariff))
+    return read_scenario(p)
+
+
+def problems(tmp_path, tariff: str, files: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ValidationError) as exc:
+        read(tmp_path, tariff, files)
+    return [str(p) for p in exc.value.problems]
+
+
+def test_flat_tariff_costs_the_energy_delivered(tmp_path):
+    sc = read(tmp_path, "[tariff]\nenergy_eur_per_kwh = 0.25\ndemand_charge_eur_per_kw = 10.0\n")
+    k = simulate(sc, "llf").kpis
+    assert k["energy_delivered_kwh"] == pytest.approx(18.0, abs=1e-5)  # no base load: the site is the EVs
+    assert k["energy_cost_eur"] == pytest.approx(18.0 * 0.25, rel=1e-6)
+    assert k["demand_charge_eur"] == pytest.approx(10.0 * k["peak_site_kw"], rel=1e-9)
+    assert k["total_cost_eur"] == pytest.approx(k["energy_cost_eur"] + k["demand_charge_eur"])
+    assert "energy_cost_eur" not in simulate(read(tmp_path, ""), "llf").kpis  # no tariff, no costs
+
+
+def test_time_of_use_prices_the_evening_session_at_night(tmp_path):
+    tariff = """
+    [tariff]
+    energy_eur_per_kwh = 0.30
+    tou = [ { start = "19:00", end = "07:00", eur_per_kwh = 0.10 } ]
+    """
+    k = simulate(read(tmp_path, tariff), "llf").kpis
+    # session a (12 kWh) charges from 08:00 at the day price, b (6 kWh) from 20:00 at night
+    assert k["energy_cost_eur"] == pytest.approx(12 * 0.30 + 6 * 0.10, rel=1e-6)
+
+
+def test_day_ahead_prices_from_a_file_in_eur_per_mwh(tmp_path):
+    hours = [f"2026-03-02T{h:02d}:00:00+01:00" for h in range(24)]
+    csv = "timestamp,eur_per_mwh\n" + "".join(f"{t},{50 + 10 * i}\n" for i, t in enumerate(hours))
+    sc = read(tmp_path, '[tariff]\nprices = { file = "da.csv" }\n', {"da.csv": csv})
+    assert sc.tariff is not None
+    t = sc.simulation.start_s + 3600.0 * np.array([0.5, 8.5])
+    assert sc.tariff.energy_price(t, sc.simulation.tz).tolist() == pytest.approx([0.05, 0.13])
+
+
+def test_tariff_problems_are_named(tmp_path):
+    assert problems(tmp_path, "[tariff]\ndemand_charge_eur_per_kw = 5.0\n") == [
+        "scenario.toml: tariff: give energy_eur_per_kwh, tou or prices (or several: prices first, then tou, then flat)"
+    ]
+    bad_tou = '[tariff]\ntou = [ { start = "25:00", end = "07:00", eur_per_kwh = 0.1, days = ["funday"] } ]\n'
+    got = problems(tmp_path, bad_tou)
+    assert got[0].startswith("scenario.toml: tariff.tou[1].start='25:00': string should match pattern")
+    # a time of use that leaves hours without a price, and no flat price for them
+    gap = '[tariff]\ntou = [ { start = "19:00", end = "07:00", eur_per_kwh = 0.1 } ]\n'
+    assert problems(tmp_path, gap) == [
+        "scenario.toml: tariff: no price at 2026-03-02T07:00:00+01:00 (give energy_eur_per_kwh as the rest)"
+    ]
+    short = "timestamp,eur_per_kwh\n2026-03-02T00:00:00+01:00,0.1\n2026-03-02T01:00:00+01:00,0.2\n"
+    assert problems(tmp_path, '[tariff]\nprices = { file = "da.csv" }\n', {"da.csv": short}) == [
+        "da.csv: tariff: no price at 2026-03-02T02:00:00+01:00 (give energy_eur_per_kwh as the rest)"
+    ]
+    both = "timestamp,eur_per_kwh,eur_per_mwh\n2026-03-02T00:00:00+01:00,0.1,100\n"
+    assert problems(tmp_path, '[tariff]\nprices = { file = "da.csv" }\n', {"da.csv": both}) == [
+        "da.csv: both of the price columns 'eur_per_kwh', 'eur_per_mwh': give one"
+    ]

@@ -76,6 +76,7 @@ SECTIONS = (
     "cli",
     "outputs",
     "seconds",
+    "plan",
     "dtu-year",
     "large",
 )
@@ -321,6 +322,53 @@ def bench_outputs(days: int) -> None:
     line("  outputs written", size / 1e6, "MB")
 
 
+def plan_lp(n_sessions: int, n_steps: int, seed: int = 5):
+    """A day-ahead plan of ``n_sessions`` EVs over ``n_steps`` 15-min steps behind three phase
+    rows: 1- and 3-phase EVs of 16 or 32 A on rotated phases, stays of 2-10 h, 5-40 kWh, a
+    connection of 12 % of the EVs' total rating with a small base load (congested: a third
+    of the row-steps at their limit in the plan), day-ahead-like prices (cheap at night,
+    dear in the evening)."""
+    from evflex.control.scheduling import ChargingLP
+
+    rng = np.random.default_rng(seed)
+    S, T = n_sessions, n_steps
+    arrival = rng.integers(0, T - 8, S)
+    departure = np.minimum(arrival + rng.integers(8, 41, S), T)
+    phases = rng.choice([1, 3], S, p=[0.3, 0.7])
+    max_a = rng.choice([16.0, 32.0], S)
+    coef = np.zeros((3, S))
+    first = rng.integers(0, 3, S)
+    for s in range(S):
+        for k in range(phases[s]):
+            coef[(first[s] + k) % 3, s] = 1.0
+    hours = np.arange(T) * 0.25
+    base = 0.02 * (coef * max_a).sum(axis=1)[:, None] * (1.0 + np.sin(2 * np.pi * (hours - 9.0) / 24.0))[None, :]
+    cap = 0.12 * (coef * max_a).sum(axis=1)[:, None] - base
+    price = 0.15 + 0.1 * np.sin(2 * np.pi * (hours - 13.0) / 24.0) + 0.01 * rng.standard_normal(T)
+    return ChargingLP(
+        period_h=0.25,
+        arrival_step=arrival,
+        departure_step=departure,
+        energy_kwh=rng.uniform(5.0, 40.0, S),
+        max_current_a=max_a,
+        kw_per_a=phases * 230.0 / 1000.0,
+        coef_a=coef,
+        cap_a=cap,
+        price_eur_per_kwh=price,
+    )
+
+
+def bench_plan() -> None:
+    from evflex.control.scheduling import solve_plan
+
+    print("planning LP (HiGHS): sessions x 15-min steps, three phase rows, build + solve, best of 3")
+    for S, T in ((100, 96), (500, 96), (500, 192), (1000, 96)):
+        lp = plan_lp(S, T)
+        plan, wall = best_of(lambda lp=lp: solve_plan(lp), 3)
+        target = 2.0 if (S, T) == (500, 96) else None
+        line(f"  {S} sessions x {T} steps: build + solve ({plan.status})", wall, "s", target)
+
+
 def bench_seconds(days: float) -> None:
     sc = evflex.read_scenario(ROOT / "examples" / "dtu_risoe.toml", days=days)
     sc = replace(sc, simulation=replace(sc.simulation, period_s=1.0))
@@ -402,6 +450,7 @@ def main() -> None:
         "cli": bench_cli,
         "outputs": lambda: bench_outputs(days=7 if quick else 30),
         "seconds": lambda: bench_seconds(days=1.0),
+        "plan": bench_plan,
         "dtu-year": lambda: bench_dtu_year(
             ["llf"] if quick else ["llf", "edf", "equal", "proportional", "uncontrolled"], days=7 if quick else 365
         ),

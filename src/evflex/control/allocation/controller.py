@@ -4,7 +4,8 @@ simulator and by live operation.
 Each step it
 1. learns from the meters what every plugged EV can take (:mod:`.learning`): the charger
    rating, the EV's own limit when known or learned from settled readings, the phases it
-   draws on, and the current that would finish its request within the step;
+   draws on, the current that would finish its request within the step and, at a site with
+   an unbalance limit, the draw the meters will read for a set-point;
 2. builds the site's constraint rows for the phases each EV draws (:mod:`.constraints`):
    linear rows, phasor rows (line-to-line EVSEs, a delta primary) and an unbalance limit;
 3. admits, in priority order, the EVs that can each get at least their minimum current
@@ -17,7 +18,9 @@ Each step it
    at most ``max_phase_switches`` a session, each mode kept ``phase_switch_dwell_s``), and
    goes back to three phases once they fit with a margin;
 4. shares the remaining capacity among the admitted EVs by the strategy's rule;
-5. rounds each set-point down to the charger's resolution;
+5. rounds each set-point down to the charger's resolution, then, where rows other than
+   linear ones are present, lowers set-points until every row holds again, and an unbalance
+   limit at the draws foretold too (:meth:`AllocationController._repair`);
 6. says how long the answer holds (``valid_until_s``): until a timer or the energy taken
    could change it.
 """

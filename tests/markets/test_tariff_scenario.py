@@ -99,3 +99,24 @@ def test_tariff_problems_are_named(tmp_path):
     assert problems(tmp_path, '[tariff]\nprices = { file = "da.csv" }\n', {"da.csv": both}) == [
         "da.csv: both of the price columns 'eur_per_kwh', 'eur_per_mwh': give one"
     ]
+
+
+def test_the_packaged_day_ahead_year(tmp_path):
+    """The Dutch day-ahead prices of 2022 (datasets/prices, with provenance) price a run in
+    2022, hour by hour, converted to EUR/kWh."""
+    text = SCENARIO.replace("2026-03-02", "2022-03-07")
+    (tmp_path / "sessions.csv").write_text(SESSIONS.replace("2026-03-02", "2022-03-07"))
+    p = tmp_path / "scenario.toml"
+    p.write_text(textwrap.dedent(text) + '[tariff]\nprices = { dataset = "nl-day-ahead-2022" }\n')
+    sc = read_scenario(p)
+    assert sc.tariff is not None and sc.tariff.prices is not None
+    prices = sc.tariff.prices
+    assert len(prices.times_s) == 8760 and np.all(np.diff(prices.times_s) == 3600.0)
+    assert prices.values.min() < 0 < prices.values.max() < 1.0  # EUR/kWh: negative hours, under 1 EUR
+    k = simulate(sc, "llf").kpis
+    assert 0 < k["energy_cost_eur"] < 18.0 * prices.values.max()
+    # a run outside 2022 has no price, and says so
+    p.write_text(textwrap.dedent(SCENARIO) + '[tariff]\nprices = { dataset = "nl-day-ahead-2022" }\n')
+    (tmp_path / "sessions.csv").write_text(SESSIONS)
+    with pytest.raises(ValidationError, match="nl_day_ahead_2022.csv: tariff: no price at 2026-03-02T00:00:00"):
+        read_scenario(p)

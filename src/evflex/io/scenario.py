@@ -273,12 +273,29 @@ class TouSpec(_Strict):
         return TouPeriod(minutes(self.start), end, self.eur_per_kwh, frozenset(days), frozenset(self.months))
 
 
+#: Price series packaged with evflex (``prices = { dataset = ... }``), in ``datasets/prices``.
+PRICE_DATASETS = {"nl-day-ahead-2022": "nl_day_ahead_2022.csv"}
+
+
+class PricesSpec(_Strict):
+    """A tariff's price series: a CSV ``file``, or a packaged ``dataset``."""
+
+    file: str | None = None
+    dataset: Literal["nl-day-ahead-2022"] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> PricesSpec:
+        if (self.file is None) == (self.dataset is None):
+            raise ValueError("give file or dataset (one of the two)")
+        return self
+
+
 class TariffSpec(_Strict):
     """The ``[tariff]`` table: see the README (Tariffs)."""
 
     energy_eur_per_kwh: float | None = Field(None, ge=-10, le=10)
     tou: list[TouSpec] | None = Field(None, min_length=1)
-    prices: FileSpec | None = None
+    prices: PricesSpec | None = None
     export_eur_per_kwh: float = Field(0.0, ge=-10, le=10)
     demand_charge_eur_per_kw: float = Field(0.0, ge=0, le=1e4)
     billing: Literal["run", "month"] = "run"
@@ -447,7 +464,12 @@ def _tariff(spec: TariffSpec, cfg: SimulationConfig, resolve, source: str) -> tu
     must have a price."""
     prices = None
     if spec.prices is not None:
-        f = resolve(spec.prices.file)
+        if spec.prices.file is not None:
+            f = resolve(spec.prices.file)
+        else:
+            from importlib.resources import files
+
+            f = Path(str(files("evflex.datasets") / "prices" / PRICE_DATASETS[str(spec.prices.dataset)]))
         try:
             prices = read_series(f, "price", 1.0, source=f.name)
         except ValidationError as exc:

@@ -120,3 +120,17 @@ def test_the_packaged_day_ahead_year(tmp_path):
     (tmp_path / "sessions.csv").write_text(SESSIONS)
     with pytest.raises(ValidationError, match="nl_day_ahead_2022.csv: tariff: no price at 2026-03-02T00:00:00"):
         read_scenario(p)
+
+
+def test_co2_of_the_imports_at_the_grid_intensity(tmp_path):
+    # 200 g/kWh by day, 100 g/kWh from 19:00: a (12 kWh) by day, b (6 kWh) in the evening
+    csv = "timestamp,g_per_kwh\n2026-03-02T00:00:00+01:00,200\n2026-03-02T19:00:00+01:00,100\n"
+    tariff = '[tariff]\nenergy_eur_per_kwh = 0.2\ncarbon = { file = "co2.csv" }\ncarbon_g_per_kwh = 300\n'
+    k = simulate(read(tmp_path, tariff, {"co2.csv": csv}), "llf").kpis
+    # the file's last interval (19:00 + 19 h, its median step) covers the rest of the day
+    assert k["co2_kg"] == pytest.approx((12 * 200 + 6 * 100) / 1000.0, rel=1e-6)
+    assert "co2_kg" not in simulate(read(tmp_path, "[tariff]\nenergy_eur_per_kwh = 0.2\n"), "llf").kpis
+    late = "timestamp,g_per_kwh\n2026-03-02T06:00:00+01:00,200\n2026-03-02T07:00:00+01:00,100\n"
+    assert problems(
+        tmp_path, '[tariff]\nenergy_eur_per_kwh = 0.2\ncarbon = { file = "co2.csv" }\n', {"co2.csv": late}
+    ) == ["co2.csv: tariff: no carbon intensity for some times (give carbon_g_per_kwh as the rest)"]

@@ -299,6 +299,8 @@ class TariffSpec(_Strict):
     export_eur_per_kwh: float = Field(0.0, ge=-10, le=10)
     demand_charge_eur_per_kw: float = Field(0.0, ge=0, le=1e4)
     billing: Literal["run", "month"] = "run"
+    carbon_g_per_kwh: float | None = Field(None, ge=0, le=5000)
+    carbon: FileSpec | None = None
 
     @model_validator(mode="after")
     def _some_price(self) -> TariffSpec:
@@ -474,7 +476,16 @@ def _tariff(spec: TariffSpec, cfg: SimulationConfig, resolve, source: str) -> tu
             prices = read_series(f, "price", 1.0, source=f.name)
         except ValidationError as exc:
             return None, exc.problems
+    carbon = None
+    if spec.carbon is not None:
+        f = resolve(spec.carbon.file)
+        try:
+            carbon = read_series(f, "carbon", 1.0, source=f.name)
+        except ValidationError as exc:
+            return None, exc.problems
     tariff = Tariff(
+        carbon_g_per_kwh=spec.carbon_g_per_kwh,
+        carbon=carbon,
         energy_eur_per_kwh=spec.energy_eur_per_kwh,
         tou=tuple(t.period() for t in spec.tou or ()),
         prices=prices,
@@ -488,6 +499,11 @@ def _tariff(spec: TariffSpec, cfg: SimulationConfig, resolve, source: str) -> tu
     except ValueError as exc:
         where = prices.name if prices is not None else "tariff"
         return None, [problem(source if prices is None else where, f"{exc} (give energy_eur_per_kwh as the rest)")]
+    if carbon is not None:
+        try:
+            tariff.carbon_intensity(steps)
+        except ValueError as exc:
+            return None, [problem(carbon.name, f"tariff: {exc}")]
     return tariff, []
 
 

@@ -17,6 +17,7 @@ of these forms:
 - connection limit: ``limit_a`` [A per phase, >= 0; 0 is a curtailment to nothing].
 - energy price (a tariff's dynamic prices, e.g. the day-ahead market): ``eur_per_kwh`` or
   ``eur_per_mwh`` (one of the two; negative prices allowed), read as EUR/kWh.
+- carbon intensity of the grid: ``g_per_kwh`` [gCO2/kWh, >= 0].
 
 Any series may have a ``known_from`` column: when the row's value was announced (ISO-8601
 with offset, not after the row's ``timestamp``; an empty cell: when it takes effect). A
@@ -45,7 +46,8 @@ TOTAL_COLUMN = "power_kw"
 LIMIT_COLUMN = "limit_a"
 KNOWN_FROM = "known_from"
 PRICE_COLUMNS = {"eur_per_kwh": 1.0, "eur_per_mwh": 1e-3}  # to EUR/kWh
-KINDS = ("base_load", "pv", "limit", "price")
+CARBON_COLUMN = "g_per_kwh"
+KINDS = ("base_load", "pv", "limit", "price", "carbon")
 
 
 def read_series(path: Path, kind: str, voltage_ln_v: float, source: str | None = None) -> StepSeries:
@@ -78,7 +80,7 @@ def read_series(path: Path, kind: str, voltage_ln_v: float, source: str | None =
     for c in value_cols:
         v, p = parse_numbers(df[c], src, c)
         probs += p
-        if kind == "limit":
+        if kind in ("limit", "carbon"):
             probs += [
                 problem(src, "must be >= 0", line=lines[i], field=c, value=df[c].iloc[i].strip())
                 for i in np.flatnonzero(v < 0)
@@ -112,6 +114,8 @@ def read_series(path: Path, kind: str, voltage_ln_v: float, source: str | None =
     elif kind == "price":
         (c,) = cols
         values = cols[c] * PRICE_COLUMNS[c]
+    elif kind == "carbon":
+        values = cols[CARBON_COLUMN]
     else:
         values = _per_phase_a(cols, len(times), voltage_ln_v)
         if kind == "pv" and values.sum() < 0:
@@ -125,6 +129,10 @@ def _value_columns(columns: list[str], kind: str, src: str) -> tuple[list[str], 
         if LIMIT_COLUMN not in columns:
             return [], [problem(src, f"missing required column '{LIMIT_COLUMN}'")]
         return [LIMIT_COLUMN], []
+    if kind == "carbon":
+        if CARBON_COLUMN not in columns:
+            return [], [problem(src, f"missing required column '{CARBON_COLUMN}'")]
+        return [CARBON_COLUMN], []
     if kind == "price":
         given = [c for c in PRICE_COLUMNS if c in columns]
         if len(given) != 1:

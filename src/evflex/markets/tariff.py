@@ -4,8 +4,9 @@ What belongs here: a tariff as data (:class:`Tariff`: a flat energy price, time-
 periods by time of day, weekday and month, or a dynamic price series such as the day-ahead
 market; an export price; a demand charge on the peak of each billing period) and the pure
 computations on it: the price at given times (:meth:`Tariff.energy_price`), the energy cost of
-a site's metered energy per step (:func:`energy_cost_eur`) and the demand charge on its power
-(:func:`demand_charge_eur`). Reading tariffs from files and scenarios lives in ``io``; the
+a site's metered energy per step (:func:`energy_cost_eur`), the demand charge on its power
+(:func:`demand_charge_eur`) and the carbon of its imports at the grid's intensity
+(:meth:`Tariff.carbon_intensity`, :func:`co2_kg`). Reading tariffs from files and scenarios lives in ``io``; the
 planners and the KPIs call these.
 
 Sign convention: site energy and power are positive when the site imports from the grid;
@@ -64,7 +65,25 @@ class Tariff:
     export_eur_per_kwh: float = 0.0
     demand_charge_eur_per_kw: float = 0.0
     billing: str = "run"  # the demand charge's billing period: the whole "run" or each "month"
+    carbon_g_per_kwh: float | None = None  # the grid's carbon intensity, flat ...
+    carbon: StepSeries | None = None  # ... or as a series [gCO2/kWh]
     name: str = field(default="", compare=False)
+
+    @property
+    def has_carbon(self) -> bool:
+        return self.carbon is not None or self.carbon_g_per_kwh is not None
+
+    def carbon_intensity(self, times_s: np.ndarray) -> np.ndarray:
+        """The grid's carbon intensity at each of ``times_s`` [gCO2/kWh]: the series where it
+        has a value, else the flat figure; ``ValueError`` where neither (or none is given)."""
+        t = np.asarray(times_s, dtype=np.float64)
+        out = np.full(t.shape, np.nan if self.carbon_g_per_kwh is None else self.carbon_g_per_kwh)
+        if self.carbon is not None:
+            inside = (t >= self.carbon.start_s) & (t < self.carbon.end_s)
+            out[inside] = np.asarray(self.carbon.sample(t[inside]), dtype=np.float64).reshape(-1)
+        if np.isnan(out).any():
+            raise ValueError("no carbon intensity for some times (give carbon_g_per_kwh as the rest)")
+        return out
 
     def energy_price(self, times_s: np.ndarray, tz: tzinfo) -> np.ndarray:
         """The import price at each of ``times_s`` (POSIX s) [EUR/kWh]; local time in ``tz``
@@ -103,6 +122,12 @@ def energy_cost_eur(site_kwh: np.ndarray, price_eur_per_kwh: np.ndarray, export_
     e = np.asarray(site_kwh, dtype=np.float64)
     imported, exported = np.maximum(e, 0.0), np.maximum(-e, 0.0)
     return float(imported @ np.asarray(price_eur_per_kwh, dtype=np.float64) - export_eur_per_kwh * exported.sum())
+
+
+def co2_kg(site_kwh: np.ndarray, g_per_kwh: np.ndarray) -> float:
+    """The carbon emitted for the site's imports at the grid's intensity [kg]; exports are not
+    credited (they displace an unknown mix)."""
+    return float(np.maximum(np.asarray(site_kwh, dtype=np.float64), 0.0) @ np.asarray(g_per_kwh) / 1000.0)
 
 
 def demand_charge_eur(

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from evflex.markets.tariff import Tariff, TouPeriod, demand_charge_eur, energy_cost_eur
+from evflex.markets.tariff import Tariff, TouPeriod, capacity_excess_eur, demand_charge_eur, energy_cost_eur
 from evflex.model import StepSeries
 
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -74,3 +74,11 @@ def test_demand_charge_on_the_peak_of_each_billing_period():
     assert demand_charge_eur(-kw, t, CPH, 10.0) == 0.0  # export sets no peak
     with pytest.raises(ValueError, match="billing 'week'"):
         demand_charge_eur(kw, t, CPH, 10.0, "week")
+
+
+def test_a_subscribed_capacity_charges_each_kw_of_peak_beyond_it():
+    t = np.array([at(2026, 1, 31, 12, 0), at(2026, 1, 31, 13, 0), at(2026, 2, 1, 9, 0), at(2026, 2, 2, 9, 0)])
+    kw = np.array([30.0, 42.0, 20.0, 25.0])
+    # January peaks at 42 kW, 12 kW over 30; February at 25 kW, within
+    assert capacity_excess_eur(kw, t, CPH, 30.0, 20.0, "month") == pytest.approx(12 * 20.0)
+    assert capacity_excess_eur(kw, t, CPH, 50.0, 20.0, "run") == 0.0

@@ -55,7 +55,12 @@ def test_flat_tariff_costs_the_energy_delivered(tmp_path):
     assert k["energy_delivered_kwh"] == pytest.approx(18.0, abs=1e-5)  # no base load: the site is the EVs
     assert k["energy_cost_eur"] == pytest.approx(18.0 * 0.25, rel=1e-6)
     assert k["demand_charge_eur"] == pytest.approx(10.0 * k["peak_site_kw"], rel=1e-9)
+    assert k["capacity_excess_eur"] == 0.0  # no subscribed capacity
     assert k["total_cost_eur"] == pytest.approx(k["energy_cost_eur"] + k["demand_charge_eur"])
+    sub = read(tmp_path, "[tariff]\nenergy_eur_per_kwh = 0.25\nsubscribed_kw = 5.0\nexcess_eur_per_kw = 30.0\n")
+    k2 = simulate(sub, "llf").kpis
+    assert k2["capacity_excess_eur"] == pytest.approx(30.0 * (k2["peak_site_kw"] - 5.0), rel=1e-9)
+    assert k2["total_cost_eur"] == pytest.approx(k2["energy_cost_eur"] + k2["capacity_excess_eur"])
     assert "energy_cost_eur" not in simulate(read(tmp_path, ""), "llf").kpis  # no tariff, no costs
 
 

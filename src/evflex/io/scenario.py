@@ -299,6 +299,8 @@ class TariffSpec(_Strict):
     export_eur_per_kwh: float = Field(0.0, ge=-10, le=10)
     demand_charge_eur_per_kw: float = Field(0.0, ge=0, le=1e4)
     billing: Literal["run", "month"] = "run"
+    subscribed_kw: float | None = Field(None, gt=0, le=1e6)
+    excess_eur_per_kw: float = Field(0.0, ge=0, le=1e4)
     carbon_g_per_kwh: float | None = Field(None, ge=0, le=5000)
     carbon: FileSpec | None = None
 
@@ -484,6 +486,8 @@ def _tariff(spec: TariffSpec, cfg: SimulationConfig, resolve, source: str) -> tu
         except ValidationError as exc:
             return None, exc.problems
     tariff = Tariff(
+        subscribed_kw=spec.subscribed_kw,
+        excess_eur_per_kw=spec.excess_eur_per_kw,
         carbon_g_per_kwh=spec.carbon_g_per_kwh,
         carbon=carbon,
         energy_eur_per_kwh=spec.energy_eur_per_kwh,

@@ -5,7 +5,8 @@ periods by time of day, weekday and month, or a dynamic price series such as the
 market; an export price; a demand charge on the peak of each billing period) and the pure
 computations on it: the price at given times (:meth:`Tariff.energy_price`), the energy cost of
 a site's metered energy per step (:func:`energy_cost_eur`), the demand charge on its power
-(:func:`demand_charge_eur`) and the carbon of its imports at the grid's intensity
+(:func:`demand_charge_eur`), the penalty of a subscribed capacity (:func:`capacity_excess_eur`)
+and the carbon of its imports at the grid's intensity
 (:meth:`Tariff.carbon_intensity`, :func:`co2_kg`). Reading tariffs from files and scenarios lives in ``io``; the
 planners and the KPIs call these.
 
@@ -65,6 +66,8 @@ class Tariff:
     export_eur_per_kwh: float = 0.0
     demand_charge_eur_per_kw: float = 0.0
     billing: str = "run"  # the demand charge's billing period: the whole "run" or each "month"
+    subscribed_kw: float | None = None  # a subscribed capacity: import above it is charged ...
+    excess_eur_per_kw: float = 0.0  # ... per kW of the billing period's peak beyond it
     carbon_g_per_kwh: float | None = None  # the grid's carbon intensity, flat ...
     carbon: StepSeries | None = None  # ... or as a series [gCO2/kWh]
     name: str = field(default="", compare=False)
@@ -130,21 +133,35 @@ def co2_kg(site_kwh: np.ndarray, g_per_kwh: np.ndarray) -> float:
     return float(np.maximum(np.asarray(site_kwh, dtype=np.float64), 0.0) @ np.asarray(g_per_kwh) / 1000.0)
 
 
-def demand_charge_eur(
-    site_kw: np.ndarray, times_s: np.ndarray, tz: tzinfo, eur_per_kw: float, billing: str = "run"
-) -> float:
-    """The demand charge: ``eur_per_kw`` on the highest import power of each billing period
-    (``run``: the whole series; ``month``: each calendar month in ``tz``) [EUR]."""
+def billing_peaks_kw(site_kw: np.ndarray, times_s: np.ndarray, tz: tzinfo, billing: str = "run") -> np.ndarray:
+    """The highest import power of each billing period (``run``: the whole series; ``month``:
+    each calendar month in ``tz``), in time order [kW]."""
     p = np.maximum(np.asarray(site_kw, dtype=np.float64), 0.0)
-    if not p.size or eur_per_kw == 0.0:
-        return 0.0
-    if billing == "run":
-        return float(eur_per_kw * p.max())
-    if billing != "month":
+    if billing not in ("run", "month"):
         raise ValueError(f"billing {billing!r}: must be 'run' or 'month'")
+    if not p.size:
+        return np.zeros(0)
+    if billing == "run":
+        return np.array([p.max()])
     import pandas as pd
 
     idx = pd.to_datetime(np.asarray(times_s, dtype=np.float64), unit="s", utc=True).tz_convert(tz)
     key = np.asarray(idx.year * 12 + idx.month, dtype=np.int64)
-    peaks = pd.Series(p).groupby(key).max().to_numpy()
-    return float(eur_per_kw * peaks.sum())
+    return pd.Series(p).groupby(key).max().to_numpy()
+
+
+def demand_charge_eur(
+    site_kw: np.ndarray, times_s: np.ndarray, tz: tzinfo, eur_per_kw: float, billing: str = "run"
+) -> float:
+    """The demand charge: ``eur_per_kw`` on the highest import power of each billing period
+    (:func:`billing_peaks_kw`) [EUR]."""
+    return float(eur_per_kw * billing_peaks_kw(site_kw, times_s, tz, billing).sum())
+
+
+def capacity_excess_eur(
+    site_kw: np.ndarray, times_s: np.ndarray, tz: tzinfo, subscribed_kw: float, eur_per_kw: float, billing: str = "run"
+) -> float:
+    """The penalty of a subscribed capacity: ``eur_per_kw`` per kW by which each billing
+    period's peak import exceeds ``subscribed_kw`` [EUR]."""
+    peaks = billing_peaks_kw(site_kw, times_s, tz, billing)
+    return float(eur_per_kw * np.maximum(peaks - subscribed_kw, 0.0).sum())

@@ -622,15 +622,26 @@ class SimulationResult:
     def _costs(self, site_kw: np.ndarray) -> dict[str, float]:
         """The tariff's cost KPIs: each step's metered energy at the price at its start (export
         at the export price), the demand charge on the highest step-average import power of
-        each billing period [EUR]; with a carbon intensity, the imports' CO2 [kg]."""
-        from evflex.markets.tariff import co2_kg, demand_charge_eur, energy_cost_eur
+        each billing period, the penalty for a peak above a subscribed capacity [EUR]; with a
+        carbon intensity, the imports' CO2 [kg]."""
+        from evflex.markets.tariff import capacity_excess_eur, co2_kg, demand_charge_eur, energy_cost_eur
 
         tariff, cfg, t = self.scenario.tariff, self.scenario.simulation, self.record.times_s
         assert tariff is not None
         kwh = site_kw * (self.period_s / 3600.0)
         energy = energy_cost_eur(kwh, tariff.energy_price(t, cfg.tz), tariff.export_eur_per_kwh)
         demand = demand_charge_eur(site_kw, t, cfg.tz, tariff.demand_charge_eur_per_kw, tariff.billing)
-        out = {"energy_cost_eur": energy, "demand_charge_eur": demand, "total_cost_eur": energy + demand}
+        excess = 0.0
+        if tariff.subscribed_kw is not None:
+            excess = capacity_excess_eur(
+                site_kw, t, cfg.tz, tariff.subscribed_kw, tariff.excess_eur_per_kw, tariff.billing
+            )
+        out = {
+            "energy_cost_eur": energy,
+            "demand_charge_eur": demand,
+            "capacity_excess_eur": excess,
+            "total_cost_eur": energy + demand + excess,
+        }
         if tariff.has_carbon:
             out["co2_kg"] = co2_kg(kwh, tariff.carbon_intensity(t))
         return out

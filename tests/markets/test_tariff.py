@@ -82,3 +82,11 @@ def test_a_subscribed_capacity_charges_each_kw_of_peak_beyond_it():
     # January peaks at 42 kW, 12 kW over 30; February at 25 kW, within
     assert capacity_excess_eur(kw, t, CPH, 30.0, 20.0, "month") == pytest.approx(12 * 20.0)
     assert capacity_excess_eur(kw, t, CPH, 50.0, 20.0, "run") == 0.0
+
+
+def test_a_critical_peak_event_overrides_every_other_price():
+    series = StepSeries(np.array([at(2026, 3, 2, 0, 0), at(2026, 3, 3, 0, 0)]), np.array([0.10, 0.10]))
+    event = (at(2026, 3, 2, 17, 0), at(2026, 3, 2, 19, 0), 1.50)
+    tariff = Tariff(prices=series, critical_peaks=(event,), tou=(TouPeriod(0, 0, 0.2),))
+    t = np.array([at(2026, 3, 2, 16, 59), at(2026, 3, 2, 17, 0), at(2026, 3, 2, 18, 59), at(2026, 3, 2, 19, 0)])
+    assert tariff.energy_price(t, CPH).tolist() == [0.10, 1.50, 1.50, 0.10]

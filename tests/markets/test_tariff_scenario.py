@@ -139,3 +139,17 @@ def test_co2_of_the_imports_at_the_grid_intensity(tmp_path):
     assert problems(
         tmp_path, '[tariff]\nenergy_eur_per_kwh = 0.2\ncarbon = { file = "co2.csv" }\n', {"co2.csv": late}
     ) == ["co2.csv: tariff: no carbon intensity for some times (give carbon_g_per_kwh as the rest)"]
+
+
+def test_critical_peak_events_are_read_and_checked(tmp_path):
+    event = "{ start = 2026-03-02T09:00:00+01:00, end = 2026-03-02T10:00:00+01:00, eur_per_kwh = 1.2 }"
+    sc = read(tmp_path, f"[tariff]\nenergy_eur_per_kwh = 0.25\ncritical_peaks = [ {event} ]\n")
+    assert sc.tariff is not None
+    t = sc.simulation.start_s + 3600.0 * np.array([8.5, 9.5, 10.5])
+    assert sc.tariff.energy_price(t, sc.simulation.tz).tolist() == [0.25, 1.2, 0.25]
+    k = simulate(sc, "llf").kpis  # session a charges from 08:00 for about an hour and five minutes
+    assert 18 * 0.25 < k["energy_cost_eur"] < 18 * 0.25 + 2 * (1.2 - 0.25)
+    backwards = "{ start = 2026-03-02T10:00:00+01:00, end = 2026-03-02T09:00:00+01:00, eur_per_kwh = 1.2 }"
+    (got,) = problems(tmp_path, f"[tariff]\nenergy_eur_per_kwh = 0.25\ncritical_peaks = [ {backwards} ]\n")
+    want = "tariff.critical_peaks[1]: end 2026-03-02T09:00:00+01:00 is not after start 2026-03-02T10:00:00+01:00"
+    assert got == f"scenario.toml: {want}"

@@ -290,6 +290,23 @@ class PricesSpec(_Strict):
         return self
 
 
+class CriticalPeakSpec(_Strict):
+    """A critical-peak-price event: ``eur_per_kwh`` from ``start`` to ``end`` (ISO-8601 with
+    offset)."""
+
+    start: datetime
+    end: datetime
+    eur_per_kwh: float = Field(ge=-10, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CriticalPeakSpec:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need an offset (e.g. '+01:00')")
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end.isoformat()} is not after start {self.start.isoformat()}")
+        return self
+
+
 class TariffSpec(_Strict):
     """The ``[tariff]`` table: see the README (Tariffs)."""
 
@@ -299,6 +316,7 @@ class TariffSpec(_Strict):
     export_eur_per_kwh: float = Field(0.0, ge=-10, le=10)
     demand_charge_eur_per_kw: float = Field(0.0, ge=0, le=1e4)
     billing: Literal["run", "month"] = "run"
+    critical_peaks: list[CriticalPeakSpec] = []
     subscribed_kw: float | None = Field(None, gt=0, le=1e6)
     excess_eur_per_kw: float = Field(0.0, ge=0, le=1e4)
     carbon_g_per_kwh: float | None = Field(None, ge=0, le=5000)
@@ -486,6 +504,7 @@ def _tariff(spec: TariffSpec, cfg: SimulationConfig, resolve, source: str) -> tu
         except ValidationError as exc:
             return None, exc.problems
     tariff = Tariff(
+        critical_peaks=tuple((e.start.timestamp(), e.end.timestamp(), e.eur_per_kwh) for e in spec.critical_peaks),
         subscribed_kw=spec.subscribed_kw,
         excess_eur_per_kw=spec.excess_eur_per_kw,
         carbon_g_per_kwh=spec.carbon_g_per_kwh,

@@ -55,8 +55,9 @@ class TouPeriod:
 class Tariff:
     """What the site pays (see the module docstring).
 
-    The energy price at a time is the first of: the ``prices`` series (values in EUR/kWh),
-    the first time-of-use period that covers the time, the flat ``energy_eur_per_kwh``. A time
+    The energy price at a time is the first of: a critical-peak event's price
+    (``critical_peaks``), the ``prices`` series (values in EUR/kWh), the first time-of-use
+    period that covers the time, the flat ``energy_eur_per_kwh``. A time
     none of them prices is an error (:meth:`energy_price` raises ``ValueError``).
     """
 
@@ -66,6 +67,7 @@ class Tariff:
     export_eur_per_kwh: float = 0.0
     demand_charge_eur_per_kw: float = 0.0
     billing: str = "run"  # the demand charge's billing period: the whole "run" or each "month"
+    critical_peaks: tuple[tuple[float, float, float], ...] = ()  # (start_s, end_s, EUR/kWh) events
     subscribed_kw: float | None = None  # a subscribed capacity: import above it is charged ...
     excess_eur_per_kw: float = 0.0  # ... per kW of the billing period's peak beyond it
     carbon_g_per_kwh: float | None = None  # the grid's carbon intensity, flat ...
@@ -93,8 +95,10 @@ class Tariff:
         decides the time-of-use periods."""
         t = np.asarray(times_s, dtype=np.float64)
         out = np.full(t.shape, np.nan)
+        for start_s, end_s, eur in self.critical_peaks:  # announced events override the rest
+            out[np.isnan(out) & (t >= start_s) & (t < end_s)] = eur
         if self.prices is not None:
-            inside = (t >= self.prices.start_s) & (t < self.prices.end_s)
+            inside = np.isnan(out) & (t >= self.prices.start_s) & (t < self.prices.end_s)
             out[inside] = np.asarray(self.prices.sample(t[inside]), dtype=np.float64).reshape(-1)
         if self.tou and np.isnan(out).any():
             minute, weekday, month = local_calendar(t, tz)

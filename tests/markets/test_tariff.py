@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from evflex.markets.tariff import Tariff, TouPeriod, capacity_excess_eur, demand_charge_eur, energy_cost_eur
+from evflex.markets.tariff import (
+    Tariff,
+    TouPeriod,
+    block_cost_eur,
+    capacity_excess_eur,
+    demand_charge_eur,
+    energy_cost_eur,
+)
 from evflex.model import StepSeries
 
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -90,3 +97,13 @@ def test_a_critical_peak_event_overrides_every_other_price():
     tariff = Tariff(prices=series, critical_peaks=(event,), tou=(TouPeriod(0, 0, 0.2),))
     t = np.array([at(2026, 3, 2, 16, 59), at(2026, 3, 2, 17, 0), at(2026, 3, 2, 18, 59), at(2026, 3, 2, 19, 0)])
     assert tariff.energy_price(t, CPH).tolist() == [0.10, 1.50, 1.50, 0.10]
+
+
+def test_an_inclining_block_rate_prices_each_kwh_by_the_block_the_period_has_reached():
+    blocks = ((100.0, 0.20), (300.0, 0.30), (np.inf, 0.50))
+    t = np.array([at(2026, 1, 30, 12, 0), at(2026, 1, 31, 12, 0), at(2026, 2, 1, 12, 0), at(2026, 2, 2, 12, 0)])
+    kwh = np.array([80.0, 250.0, 50.0, -10.0])
+    # one run: 380 kWh = 100 x 0.20 + 200 x 0.30 + 80 x 0.50 = 120; 10 kWh exported at 0.05
+    assert block_cost_eur(kwh, t, CPH, blocks, "run", 0.05) == pytest.approx(120.0 - 0.5)
+    # by month: January 330 kWh = 20 + 60 + 30 x 0.50 = 95; February 50 kWh = 10
+    assert block_cost_eur(kwh, t, CPH, blocks, "month") == pytest.approx(105.0)

@@ -153,3 +153,17 @@ def test_critical_peak_events_are_read_and_checked(tmp_path):
     (got,) = problems(tmp_path, f"[tariff]\nenergy_eur_per_kwh = 0.25\ncritical_peaks = [ {backwards} ]\n")
     want = "tariff.critical_peaks[1]: end 2026-03-02T09:00:00+01:00 is not after start 2026-03-02T10:00:00+01:00"
     assert got == f"scenario.toml: {want}"
+
+
+def test_inclining_blocks_in_the_scenario(tmp_path):
+    tariff = "[tariff]\nblocks = [ { up_to_kwh = 10.0, eur_per_kwh = 0.2 }, { eur_per_kwh = 0.4 } ]\n"
+    k = simulate(read(tmp_path, tariff), "llf").kpis
+    assert k["energy_cost_eur"] == pytest.approx(10 * 0.2 + 8 * 0.4, rel=1e-6)  # 18 kWh in the day
+    mixed = "[tariff]\nenergy_eur_per_kwh = 0.3\nblocks = [ { eur_per_kwh = 0.4 } ]\n"
+    assert problems(tmp_path, mixed) == [
+        "scenario.toml: tariff: blocks replace energy_eur_per_kwh, tou, prices and critical_peaks: give one kind"
+    ]
+    open_first = "[tariff]\nblocks = [ { eur_per_kwh = 0.2 }, { up_to_kwh = 5.0, eur_per_kwh = 0.4 } ]\n"
+    assert problems(tmp_path, open_first) == [
+        "scenario.toml: tariff: blocks: every block but the last needs up_to_kwh, the last none (it is open)"
+    ]

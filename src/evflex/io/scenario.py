@@ -307,6 +307,14 @@ class CriticalPeakSpec(_Strict):
         return self
 
 
+class BlockSpec(_Strict):
+    """A block of an inclining block rate: ``eur_per_kwh`` for the billing period's imports up
+    to ``up_to_kwh`` (none on the last, open block)."""
+
+    up_to_kwh: float | None = Field(None, gt=0, le=1e9)
+    eur_per_kwh: float = Field(ge=-10, le=10)
+
+
 class TariffSpec(_Strict):
     """The ``[tariff]`` table: see the README (Tariffs)."""
 
@@ -316,6 +324,7 @@ class TariffSpec(_Strict):
     export_eur_per_kwh: float = Field(0.0, ge=-10, le=10)
     demand_charge_eur_per_kw: float = Field(0.0, ge=0, le=1e4)
     billing: Literal["run", "month"] = "run"
+    blocks: list[BlockSpec] | None = Field(None, min_length=1)
     critical_peaks: list[CriticalPeakSpec] = []
     subscribed_kw: float | None = Field(None, gt=0, le=1e6)
     excess_eur_per_kw: float = Field(0.0, ge=0, le=1e4)
@@ -324,7 +333,17 @@ class TariffSpec(_Strict):
 
     @model_validator(mode="after")
     def _some_price(self) -> TariffSpec:
-        if self.energy_eur_per_kwh is None and self.tou is None and self.prices is None:
+        priced = self.energy_eur_per_kwh is not None or self.tou is not None or self.prices is not None
+        if self.blocks is not None:
+            if priced or self.critical_peaks:
+                raise ValueError("blocks replace energy_eur_per_kwh, tou, prices and critical_peaks: give one kind")
+            ups = [b.up_to_kwh for b in self.blocks]
+            if ups[-1] is not None or any(u is None for u in ups[:-1]):
+                raise ValueError("blocks: every block but the last needs up_to_kwh, the last none (it is open)")
+            bounds = [u for u in ups if u is not None]
+            if any(b <= a for a, b in zip(bounds, bounds[1:])):
+                raise ValueError(f"blocks: up_to_kwh must increase ({bounds})")
+        elif not priced:
             raise ValueError("give energy_eur_per_kwh, tou or prices (or several: prices first, then tou, then flat)")
         return self
 
@@ -504,6 +523,7 @@ def _tariff(spec: TariffSpec, cfg: SimulationConfig, resolve, source: str) -> tu
         except ValidationError as exc:
             return None, exc.problems
     tariff = Tariff(
+        blocks=tuple((float(b.up_to_kwh or np.inf), b.eur_per_kwh) for b in spec.blocks or ()),
         critical_peaks=tuple((e.start.timestamp(), e.end.timestamp(), e.eur_per_kwh) for e in spec.critical_peaks),
         subscribed_kw=spec.subscribed_kw,
         excess_eur_per_kw=spec.excess_eur_per_kw,
@@ -518,7 +538,8 @@ def _tariff(spec: TariffSpec, cfg: SimulationConfig, resolve, source: str) -> tu
     )
     steps = cfg.start_s + cfg.period_s * np.arange(int(round((cfg.end_s - cfg.start_s) / cfg.period_s)))
     try:
-        tariff.energy_price(steps, cfg.tz)
+        if not tariff.blocks:
+            tariff.energy_price(steps, cfg.tz)
     except ValueError as exc:
         where = prices.name if prices is not None else "tariff"
         return None, [problem(source if prices is None else where, f"{exc} (give energy_eur_per_kwh as the rest)")]

@@ -58,7 +58,9 @@ class Tariff:
     The energy price at a time is the first of: a critical-peak event's price
     (``critical_peaks``), the ``prices`` series (values in EUR/kWh), the first time-of-use
     period that covers the time, the flat ``energy_eur_per_kwh``. A time
-    none of them prices is an error (:meth:`energy_price` raises ``ValueError``).
+    none of them prices is an error (:meth:`energy_price` raises ``ValueError``). With
+    inclining ``blocks`` instead, a kWh costs the price of the block the billing period's
+    imports have reached (:func:`block_cost_eur`); the last block is open (up to inf).
     """
 
     energy_eur_per_kwh: float | None = None
@@ -68,6 +70,7 @@ class Tariff:
     demand_charge_eur_per_kw: float = 0.0
     billing: str = "run"  # the demand charge's billing period: the whole "run" or each "month"
     critical_peaks: tuple[tuple[float, float, float], ...] = ()  # (start_s, end_s, EUR/kWh) events
+    blocks: tuple[tuple[float, float], ...] = ()  # inclining blocks: (up to kWh per billing period, EUR/kWh)
     subscribed_kw: float | None = None  # a subscribed capacity: import above it is charged ...
     excess_eur_per_kw: float = 0.0  # ... per kW of the billing period's peak beyond it
     carbon_g_per_kwh: float | None = None  # the grid's carbon intensity, flat ...
@@ -131,6 +134,47 @@ def energy_cost_eur(site_kwh: np.ndarray, price_eur_per_kwh: np.ndarray, export_
     return float(imported @ np.asarray(price_eur_per_kwh, dtype=np.float64) - export_eur_per_kwh * exported.sum())
 
 
+def block_cost_eur(
+    site_kwh: np.ndarray,
+    times_s: np.ndarray,
+    tz: tzinfo,
+    blocks: tuple[tuple[float, float], ...],
+    billing: str = "run",
+    export_eur_per_kwh: float = 0.0,
+) -> float:
+    """The energy cost under an inclining block rate: within each billing period, the
+    imports up to the first block's ``up to`` kWh at its price, the next ones at the next
+    block's, and so on (the last block open); export at the export price [EUR]."""
+    e = np.asarray(site_kwh, dtype=np.float64)
+    imported = np.maximum(e, 0.0)
+    bounds = np.array([0.0] + [b for b, _ in blocks[:-1]])
+    prices = np.array([p for _, p in blocks])
+    # the cost of the first x kWh of a period: piecewise linear through the block bounds
+    at_bounds = np.concatenate([[0.0], np.cumsum(np.diff(bounds) * prices[:-1])])
+
+    def cost_of(x: np.ndarray) -> np.ndarray:
+        k = np.clip(np.searchsorted(bounds, x, side="right") - 1, 0, len(prices) - 1)
+        return at_bounds[k] + (x - bounds[k]) * prices[k]
+
+    key = _billing_keys(times_s, tz, billing, len(e))
+    total = 0.0
+    for period in np.unique(key):
+        total += float(cost_of(np.array([imported[key == period].sum()]))[0])
+    return total - export_eur_per_kwh * float(np.maximum(-e, 0.0).sum())
+
+
+def _billing_keys(times_s: np.ndarray, tz: tzinfo, billing: str, n: int) -> np.ndarray:
+    """The billing period of each time: 0 for a ``run``, year x 12 + month for a ``month``."""
+    if billing not in ("run", "month"):
+        raise ValueError(f"billing {billing!r}: must be 'run' or 'month'")
+    if billing == "run" or not n:
+        return np.zeros(n, dtype=np.int64)
+    import pandas as pd
+
+    idx = pd.to_datetime(np.asarray(times_s, dtype=np.float64), unit="s", utc=True).tz_convert(tz)
+    return np.asarray(idx.year * 12 + idx.month, dtype=np.int64)
+
+
 def co2_kg(site_kwh: np.ndarray, g_per_kwh: np.ndarray) -> float:
     """The carbon emitted for the site's imports at the grid's intensity [kg]; exports are not
     credited (they displace an unknown mix)."""
@@ -141,17 +185,8 @@ def billing_peaks_kw(site_kw: np.ndarray, times_s: np.ndarray, tz: tzinfo, billi
     """The highest import power of each billing period (``run``: the whole series; ``month``:
     each calendar month in ``tz``), in time order [kW]."""
     p = np.maximum(np.asarray(site_kw, dtype=np.float64), 0.0)
-    if billing not in ("run", "month"):
-        raise ValueError(f"billing {billing!r}: must be 'run' or 'month'")
-    if not p.size:
-        return np.zeros(0)
-    if billing == "run":
-        return np.array([p.max()])
-    import pandas as pd
-
-    idx = pd.to_datetime(np.asarray(times_s, dtype=np.float64), unit="s", utc=True).tz_convert(tz)
-    key = np.asarray(idx.year * 12 + idx.month, dtype=np.int64)
-    return pd.Series(p).groupby(key).max().to_numpy()
+    key = _billing_keys(times_s, tz, billing, len(p))
+    return np.array([p[key == k].max() for k in np.unique(key)])
 
 
 def demand_charge_eur(

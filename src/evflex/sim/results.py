@@ -624,12 +624,21 @@ class SimulationResult:
         at the export price), the demand charge on the highest step-average import power of
         each billing period, the penalty for a peak above a subscribed capacity [EUR]; with a
         carbon intensity, the imports' CO2 [kg]."""
-        from evflex.markets.tariff import capacity_excess_eur, co2_kg, demand_charge_eur, energy_cost_eur
+        from evflex.markets.tariff import (
+            block_cost_eur,
+            capacity_excess_eur,
+            co2_kg,
+            demand_charge_eur,
+            energy_cost_eur,
+        )
 
         tariff, cfg, t = self.scenario.tariff, self.scenario.simulation, self.record.times_s
         assert tariff is not None
         kwh = site_kw * (self.period_s / 3600.0)
-        energy = energy_cost_eur(kwh, tariff.energy_price(t, cfg.tz), tariff.export_eur_per_kwh)
+        if tariff.blocks:
+            energy = block_cost_eur(kwh, t, cfg.tz, tariff.blocks, tariff.billing, tariff.export_eur_per_kwh)
+        else:
+            energy = energy_cost_eur(kwh, tariff.energy_price(t, cfg.tz), tariff.export_eur_per_kwh)
         demand = demand_charge_eur(site_kw, t, cfg.tz, tariff.demand_charge_eur_per_kw, tariff.billing)
         excess = 0.0
         if tariff.subscribed_kw is not None:

@@ -1,5 +1,7 @@
 """The plan LP on HiGHS: hand-checked optima, and every plan within every row (property)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -72,6 +74,8 @@ def plans(draw):
         coef_a=np.array([[draw(st.sampled_from([0.0, 1.0, 1.0])) for _ in range(S)] for _ in range(R)]),
         cap_a=np.array([[draw(st.floats(-5.0, 60.0)) for _ in range(T)] for _ in range(R)]),
         price_eur_per_kwh=np.array([draw(st.floats(-0.1, 0.5)) for _ in range(T)]),
+        demand_eur_per_kw=draw(st.sampled_from([0.0, 0.0, 5.0])),
+        sunk_peak_kw=draw(st.sampled_from([0.0, 3.0])),
     )
 
 
@@ -91,3 +95,29 @@ def test_a_plan_keeps_every_row_bound_and_request(lp):
     served = (x * lp.kw_per_a[:, None]).sum(axis=1) * lp.period_h
     assert np.all(served <= lp.energy_kwh + 1e-6)  # never beyond the request
     assert served + plan.shortfall_kwh == pytest.approx(lp.energy_kwh, abs=1e-6)
+
+
+def demand(energy_kwh, sunk_kw=0.0, base_kw=None, T=4, rate=10.0):
+    """One EV, 4 one-hour steps of up to 32 A on one phase (7.36 kW), a flat price."""
+    lp = one_row(1, T, 100.0, [0.2] * T, [energy_kwh], max_a=32.0)
+    return replace(lp, demand_eur_per_kw=rate, sunk_peak_kw=sunk_kw, base_kw=base_kw)
+
+
+def test_a_demand_charge_spreads_the_charge_over_the_stay():
+    # without it the EV charges at once (7.36 kW, then the rest); with it, 10 kWh over 4 h
+    early = solve_plan(one_row(1, 4, 100.0, [0.2] * 4, [10.0], max_a=32.0))
+    assert early.current_a[0, 0] == pytest.approx(32.0)
+    plan = solve_plan(demand(10.0))
+    assert plan.ok and plan.peak_kw == pytest.approx(2.5)
+    assert plan.current_a[0] * KW_PER_A_1PH == pytest.approx([2.5, 2.5, 2.5, 2.5])
+    assert plan.objective_eur == pytest.approx(10.0 * 0.2 + 10.0 * 2.5, rel=1e-4)
+
+
+def test_a_peak_already_paid_for_is_used_and_a_base_load_counts():
+    # 4 kW already reached this period: charging at up to 4 kW costs nothing more, so early
+    plan = solve_plan(demand(10.0, sunk_kw=4.0))
+    assert plan.current_a[0] * KW_PER_A_1PH == pytest.approx([4.0, 4.0, 2.0, 0.0], abs=1e-6)
+    # a base load of 3 kW in the first two hours: the EV fills the others first
+    plan = solve_plan(demand(10.0, base_kw=np.array([3.0, 3.0, 0.0, 0.0])))
+    site = plan.current_a[0] * KW_PER_A_1PH + np.array([3.0, 3.0, 0.0, 0.0])
+    assert plan.peak_kw == pytest.approx(4.0) and site.max() == pytest.approx(4.0)

@@ -19,8 +19,11 @@ Rows:
   (below HiGHS's tolerances such a row can be taken for infeasible).
 
 Objective [EUR]: the energy bought at ``price_eur_per_kwh[t]``, the shortfall at
-``shortfall_eur_per_kwh`` (large: serve first, then save), and a tie-break of
-``early_eur_per_kwh`` per kWh and step of delay (charge earlier when it costs the same).
+``shortfall_eur_per_kwh`` (large: serve first, then save), a tie-break of
+``early_eur_per_kwh`` per kWh and step of delay (charge earlier when it costs the same), and
+with ``demand_eur_per_kw`` a demand charge on the plan's peak: one more variable
+``peak_kw >= max(sunk_peak_kw, base)`` above the site power ``sum_s kw_per_a[s] x[s, t] +
+base_kw[t]`` of every step (what the billing period's peak already is costs nothing more).
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ class ChargingLP:
     price_eur_per_kwh: np.ndarray  # (T,)
     shortfall_eur_per_kwh: float = SHORTFALL_EUR_PER_KWH
     early_eur_per_kwh: float = EARLY_EUR_PER_KWH
+    demand_eur_per_kw: float = 0.0  # a demand charge on the plan's peak site power
+    sunk_peak_kw: float = 0.0  # the billing period's peak so far: paid anyway
+    base_kw: np.ndarray | None = None  # (T,) site power besides the EVs (building less PV) [kW]
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -86,6 +92,10 @@ class ChargingLP:
             out.append("kw_per_a: values must be > 0")
         if np.any(self.arrival_step > self.departure_step):
             out.append("arrival_step: after departure_step for some sessions")
+        if self.base_kw is not None and np.shape(self.base_kw) != (T,):
+            out.append(f"base_kw: shape {np.shape(self.base_kw)}, expected ({T},)")
+        if not (np.isfinite(self.demand_eur_per_kw) and self.demand_eur_per_kw >= 0):
+            out.append("demand_eur_per_kw: must be finite and >= 0")
         return out
 
 
@@ -99,6 +109,7 @@ class Plan:
     objective_eur: float
     energy_cost_eur: float
     solve_s: float
+    peak_kw: float = float("nan")  # the plan's peak site power, where a demand charge is modelled
 
     @property
     def ok(self) -> bool:
@@ -137,16 +148,38 @@ def build(lp: ChargingLP) -> tuple[highspy.HighsLp, np.ndarray, np.ndarray]:
         (np.concatenate([kwh_per_a, np.ones(S)]), (np.concatenate([s, np.arange(S)]), np.arange(K + S))),
         shape=(S, K + S),
     )
-    A = sp.vstack([site, energy]).tocsc()
-    model = highspy.HighsLp()
-    model.num_col_ = K + S
-    model.num_row_ = R * T + S
     cost = lp.price_eur_per_kwh[t] * kwh_per_a + lp.early_eur_per_kwh * kwh_per_a * t
-    model.col_cost_ = np.concatenate([cost, np.full(S, lp.shortfall_eur_per_kwh)])
-    model.col_lower_ = np.zeros(K + S)
-    model.col_upper_ = np.concatenate([lp.max_current_a[s], energy_kwh]).astype(np.float64)
-    model.row_lower_ = np.concatenate([np.full(R * T, -highspy.kHighsInf), energy_kwh])
-    model.row_upper_ = np.concatenate([np.maximum(lp.cap_a, 0.0).ravel(), energy_kwh])
+    col_cost = [cost, np.full(S, lp.shortfall_eur_per_kwh)]
+    col_lower, col_upper = [np.zeros(K + S)], [lp.max_current_a[s], energy_kwh]
+    row_lower = [np.full(R * T, -highspy.kHighsInf), energy_kwh]
+    row_upper = [np.maximum(lp.cap_a, 0.0).ravel(), energy_kwh]
+    blocks = [site, energy]
+    n_col = K + S
+    if lp.demand_eur_per_kw > 0:  # the peak: one column, at least what is sunk, above every step's power
+        base = np.zeros(T) if lp.base_kw is None else np.asarray(lp.base_kw, dtype=np.float64)
+        peak = sp.coo_matrix(
+            (
+                np.concatenate([lp.kw_per_a[s], -np.ones(T)]),
+                (np.concatenate([t, np.arange(T)]), np.concatenate([np.arange(K), np.full(T, K + S)])),
+            ),
+            shape=(T, K + S + 1),
+        )
+        blocks = [sp.hstack([b, sp.coo_matrix((b.shape[0], 1))]) for b in blocks] + [peak]
+        col_cost.append(np.array([lp.demand_eur_per_kw]))
+        col_lower.append(np.array([max(lp.sunk_peak_kw, float(base.max(initial=0.0)), 0.0)]))
+        col_upper.append(np.array([highspy.kHighsInf]))
+        row_lower.append(np.full(T, -highspy.kHighsInf))
+        row_upper.append(-base)
+        n_col += 1
+    A = sp.vstack(blocks).tocsc()
+    model = highspy.HighsLp()
+    model.num_col_ = n_col
+    model.num_row_ = A.shape[0]
+    model.col_cost_ = np.concatenate(col_cost)
+    model.col_lower_ = np.concatenate(col_lower)
+    model.col_upper_ = np.concatenate(col_upper).astype(np.float64)
+    model.row_lower_ = np.concatenate(row_lower)
+    model.row_upper_ = np.concatenate(row_upper)
     model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     model.a_matrix_.start_ = A.indptr
     model.a_matrix_.index_ = A.indices
@@ -173,8 +206,11 @@ def solve_plan(lp: ChargingLP, time_limit_s: float = 10.0) -> Plan:
     energy_cost = 0.0
     if status == "Optimal":
         x = np.asarray(h.getSolution().col_value)
-        current[s, t] = np.clip(x[: s.size], 0.0, lp.max_current_a[s])
-        shortfall = np.clip(x[s.size :], 0.0, None)
+        K = s.size
+        current[s, t] = np.clip(x[:K], 0.0, lp.max_current_a[s])
+        shortfall = np.clip(x[K : K + S], 0.0, None)
         objective = float(h.getInfo().objective_function_value)
         energy_cost = float(np.sum(lp.price_eur_per_kwh[t] * lp.kw_per_a[s] * lp.period_h * current[s, t]))
+        peak = float(x[K + S]) if lp.demand_eur_per_kw > 0 else float("nan")
+        return Plan(current, shortfall, status, objective, energy_cost, time.perf_counter() - t0, peak)
     return Plan(current, shortfall, status, objective, energy_cost, time.perf_counter() - t0)

@@ -274,6 +274,18 @@ def test_validate_states_a_limit_series(case, evflex):
     assert "32 A per phase (a limit series: 10 to 32 A)" in r.stdout
 
 
+def test_a_tariff_adds_its_cost_to_the_summary_table_however_narrow_the_terminal(case, evflex):
+    text = textwrap.dedent(SCENARIO) + "\n[tariff]\nenergy_eur_per_kwh = 0.25\n"
+    (case / "scenario.toml").write_text(text)
+    r = evflex("simulate", "scenario.toml", "--strategy", "all", "--out", "res", "-q", cwd=case)
+    assert r.returncode == 0, r.stderr
+    header = next(ln for ln in r.stdout.splitlines() if "served %" in ln)
+    assert header.rstrip().endswith("cost EUR")  # not dropped on an 80-column output
+    k = json.loads((case / "res" / "llf" / "kpis.json").read_text())
+    # the building's energy is paid too: more than the EVs' alone
+    assert k["total_cost_eur"] == k["energy_cost_eur"] > 0.25 * k["energy_delivered_kwh"]
+
+
 def test_validate_states_the_transformer_limits_of_the_caltech_site(evflex):
     r = evflex("validate", str(ROOT / "examples" / "caltech_acn.toml"), cwd=ROOT)
     assert r.returncode == 0, r.stderr

@@ -11,6 +11,7 @@ from evflex.report.summary import (
     notices,
     run_notices,
     summary_cells,
+    summary_columns,
     summary_title,
 )
 
@@ -108,3 +109,11 @@ def test_an_unbalance_beyond_its_limit_is_said_with_its_extent():
     assert text.endswith("(up to 41.0 A)")  # holding no limit, it cannot be surprised
     assert notices({**run, "unbalance_violation_steps": 0}) == []
     assert notices({**run, "max_unbalance_a": None}) == []  # no limit declared: nothing to say
+
+
+def test_costs_and_co2_get_columns_when_a_run_has_them():
+    runs = [{**KPIS, "total_cost_eur": 12.345}, {**KPIS, "strategy": "edf"}]
+    columns = summary_columns(runs)
+    assert [h for _, h, _ in columns][-1] == "cost EUR"  # no run has co2_kg
+    assert summary_cells(runs[0], columns)[-1] == "12.35" and summary_cells(runs[1], columns)[-1] == MISSING
+    assert summary_columns([KPIS]) == SUMMARY_COLUMNS

@@ -81,22 +81,23 @@ def _progress(quiet: bool) -> Progress:
 
 
 def _summary_table(kpis_list: list[dict]) -> Table:
-    """The compact summary, one row per run (columns: :data:`evflex.report.summary.SUMMARY_COLUMNS`)."""
+    """The compact summary, one row per run (columns: :func:`evflex.report.summary.summary_columns`)."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    from evflex.report.summary import SUMMARY_COLUMNS, is_violation, summary_cells, summary_title
+    from evflex.report.summary import is_violation, summary_cells, summary_columns, summary_title
 
     t = Table(title=summary_title(kpis_list), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    rows = [summary_cells(k) for k in kpis_list]
-    for i, (_, header, _) in enumerate(SUMMARY_COLUMNS):
+    columns = summary_columns(kpis_list)
+    rows = [summary_cells(k, columns) for k in kpis_list]
+    for i, (_, header, _) in enumerate(columns):
         width = max([len(header)] + [len(r[i]) for r in rows])
         t.add_column(header, justify="left" if i == 0 else "right", no_wrap=True, min_width=width)
     for k, cells in zip(kpis_list, rows):
         styled = [
             Text(cell, style="bold red" if is_violation(key, k.get(key)) else "")
-            for (key, _, _), cell in zip(SUMMARY_COLUMNS, cells)
+            for (key, _, _), cell in zip(columns, cells)
         ]
         t.add_row(*styled)
     return t
@@ -161,7 +162,14 @@ def simulate(
         _write_atomic(out, lambda d: write_comparison_outputs(results, d, report=report))
     write_s = time.perf_counter() - t0
     kpis = [r.kpis for r in results]
-    _console(False).print(_summary_table(kpis))
+    table = _summary_table(kpis)
+    console = _console(False)
+    wide = console.measure(table, options=console.options.update(width=10_000)).maximum
+    if wide > console.width:  # wider than the terminal: print it wider rather than drop a column
+        from rich.console import Console
+
+        console = Console(width=wide)
+    console.print(table)
     _warn(run_notices(kpis))
     where = out / "report.html" if report else out
     k0 = kpis[0]

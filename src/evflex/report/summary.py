@@ -24,6 +24,11 @@ SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("peak_site_kw", "peak kW", "{:.1f}"),
     ("switch_ons_per_session_mean", "starts", "{:.2f}"),
 )
+#: Columns added when some run has the KPI (a tariff gives costs; a carbon intensity, CO2).
+OPTIONAL_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("total_cost_eur", "cost EUR", "{:.2f}"),
+    ("co2_kg", "CO2 kg", "{:.1f}"),
+)
 #: What a missing KPI shows in the summary table.
 MISSING = "-"
 #: KPIs that flag a breach of a limit when above zero (shown in red).
@@ -37,10 +42,17 @@ def summary_title(kpis_list: Sequence[Mapping]) -> str:
     return f"{limit}; over = steps above a current limit"
 
 
-def summary_cells(kpis: Mapping) -> list[str]:
-    """One row of the summary table as text, one cell per :data:`SUMMARY_COLUMNS` entry."""
+def summary_columns(kpis_list: Sequence[Mapping]) -> tuple[tuple[str, str, str], ...]:
+    """The summary table's columns for these runs: :data:`SUMMARY_COLUMNS`, then each of
+    :data:`OPTIONAL_COLUMNS` that some run has."""
+    extra = tuple(c for c in OPTIONAL_COLUMNS if any(k.get(c[0]) is not None for k in kpis_list))
+    return SUMMARY_COLUMNS + extra
+
+
+def summary_cells(kpis: Mapping, columns: Sequence[tuple[str, str, str]] = SUMMARY_COLUMNS) -> list[str]:
+    """One row of the summary table as text, one cell per entry of ``columns``."""
     cells = []
-    for key, _, fmt in SUMMARY_COLUMNS:
+    for key, _, fmt in columns:
         value = kpis.get(key)
         try:
             cells.append(MISSING if value is None else fmt.format(value))

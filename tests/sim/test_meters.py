@@ -12,30 +12,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_engine import CONTROLLED, S0, START, scenarios
 
-from evflex.control.allocation import make_controller
-from evflex.model import Charger, ChargerResponse, SessionTable, Site, compile_topology
+from evflex.model import Charger, ChargerResponse, SessionTable, Site
 from evflex.sim.engine import simulate
+from evflex.sim.foretold import simulate_foretold
 from evflex.sim.scenario import Scenario, SimulationConfig
 
 #: Currents and unbalances within this of each other are equal up to rounding [A].
 TOL_A = 1e-6
-
-
-class Foretelling:
-    """The allocation controller, keeping at each call the draws it foretells for its answer."""
-
-    def __init__(self, sc, strategy):
-        self.inner = make_controller(compile_topology(sc.site), strategy, sc.controller)
-        self.topology = self.inner.topology
-        self.foretold: dict[float, np.ndarray] = {}
-
-    def reset(self):
-        self.inner.reset()
-
-    def step(self, snap):
-        out = self.inner.step(snap)
-        self.foretold[snap.time_s] = self.inner.learning.predicted(out.current_a)
-        return out
 
 
 def run(sc, strategy):
@@ -43,15 +26,7 @@ def run(sc, strategy):
     reading foretells) and the draws foretold in force at each step."""
     n = len(sc.sessions.battery_kwh)
     sc = replace(sc, sessions=replace(sc.sessions, battery_kwh=np.full(n, np.nan), soc_arrival=np.full(n, np.nan)))
-    ctrl = Foretelling(sc, strategy)
-    res = simulate(sc, strategy, controller=ctrl)
-    rec = res.record
-    foretold = np.zeros_like(rec.setpoint_a, dtype=float)
-    last = np.zeros(rec.setpoint_a.shape[1])
-    for k, t in enumerate(rec.times_s):
-        last = ctrl.foretold.get(float(t), last)
-        foretold[k] = last
-    return res, foretold
+    return simulate_foretold(sc, strategy)
 
 
 @settings(max_examples=40, deadline=None)

@@ -443,12 +443,16 @@ class SimulationResult:
         start, a rise), or stopped drawing while offered current (its need met, or a battery
         full). An unbalance at the meters beyond the controller's foretold draws comes from
         such steps (and from batteries tapering between readings)."""
+        return np.any(self.surprising(), axis=1)
+
+    def surprising(self) -> np.ndarray:
+        """(N, n) the connectors of :meth:`surprises` in each step."""
         sp, end = self.record.setpoint_a, self.record.end_a
         before = np.zeros_like(sp)
         before[1:] = sp[:-1]
         took_less = (sp > before) & (end < sp - SURPRISE_A)
         stopped = (sp > 0) & (end <= RECORD_TOL_A)
-        return np.any(took_less | stopped, axis=1)
+        return took_less | stopped
 
     def over_limit_s(self) -> np.ndarray:
         """(N,) time within each step that some row loaded by EVs was over its actual limit

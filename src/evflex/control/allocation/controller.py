@@ -134,8 +134,6 @@ class AllocationController:
         self.modes = PhaseModes(t, p.phase_switch_dwell_s, p.max_phase_switches)
         self._onoff = ~t.modulation
         self._any_onoff = bool(self._onoff.any())
-        #: an unbalance limit holds at the draws the meters will read too (see _repair)
-        self._meters_matter = self.learning.foretell
         self._inv_res = 1.0 / t.resolution_a
         self._j_per_a = J_PER_KWH / t.voltage_v  # remaining kWh -> A x s per conductor
         self._kwh_per_a_s = 1.0 / self._j_per_a
@@ -214,7 +212,7 @@ class AllocationController:
         if self._probed is not None and np.count_nonzero(self._probed):  # ask again when the test reads
             lag = 0.0 if np.isnan(snap.measured_at_s) else snap.time_s - snap.measured_at_s
             self._timers.append(float(self.learning.settled_at[self._probed].max()) + lag)
-        if self._meters_matter:  # ask again when an EV's offset at a new set-point reads (see _worst)
+        if self.learning.foretell:  # ask again when an EV's offset at a new set-point reads (see _worst)
             lag = 0.0 if np.isnan(snap.measured_at_s) else snap.time_s - snap.measured_at_s
             self._timers.append(self.learning.offset_due(current > 0, snap.time_s) + lag)
         started_or_stopped = bool(np.count_nonzero((current > 0) != (self._sp > 0)))
@@ -232,7 +230,7 @@ class AllocationController:
         learning = self.learning
         learns = (self._sp > 0) & learning.enabled
         floor = self._sp - learning.threshold_a
-        if self._meters_matter:  # and the draw foretold less half the threshold (see _worst)
+        if self.learning.foretell:  # and the draw foretold less half the threshold (see _worst)
             floor = np.maximum(floor, learning.predicted(self._sp) - 0.5 * learning.threshold_a)
         return np.where(learns, floor, -np.inf)
 
@@ -411,7 +409,7 @@ class AllocationController:
     def _foretold(self, x: np.ndarray) -> np.ndarray | None:
         """The draws the meters will read for set-points ``x`` where they differ from them
         and an unbalance limit is held there too (else None)."""
-        if not self._meters_matter:
+        if not self.learning.foretell:
             return None
         p = self.learning.predicted(x)
         return p if np.count_nonzero(p != x) else None
@@ -423,7 +421,7 @@ class AllocationController:
         the :data:`REPAIR_TRIALS` lowerings that help its worst row most are weighed, on the
         unbalance rows alone (a lowering that breaks another row is mended at the next round)."""
         res = self.topology.resolution_a
-        unb = rows.unbalance_only() if self._meters_matter else None
+        unb = rows.unbalance_only() if self.learning.foretell else None
         x = x.copy()
         for _ in range(4 * len(x) + 8):
             p = self._foretold(x)
